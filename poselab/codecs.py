@@ -16,7 +16,7 @@ from .geometry import transform_preds
 # %% auto #0
 __all__ = ['generate_target', 'BottomUpHeatmapEncoder', 'joints_to_ae_indices', 'bottom_up_targets', 'get_max_preds',
            'quarter_offset', 'get_final_preds', 'flip_back', 'fuse_flip', 'dark_refine', 'get_preds',
-           'bearpaw_final_preds', 'soft_argmax_2d', 'soft_argmax_3d']
+           'bearpaw_final_preds', 'soft_argmax_2d', 'soft_argmax_3d', 'multi_stage_outputs', 'aggregate_scales']
 
 # %% ../nbs/06_codecs.ipynb #1b287372
 def _as_numpy(x) -> np.ndarray:
@@ -361,3 +361,78 @@ def soft_argmax_3d(
     y = (p.sum((-3, -1)) * ar(H)).sum(-1)
     z = (p.sum((-2, -1)) * ar(D)).sum(-1)
     return torch.stack([x, y, z], -1)
+
+# %% ../nbs/06_codecs.ipynb #ac05e88d
+def _resize_maps(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    "Bilinear resize of [B,C,H,W] to `size` = (h, w) with `align_corners=False`; no-op when already that size."
+    if tuple(x.shape[-2:]) == tuple(size): return x
+    return torch.nn.functional.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
+
+
+def _stage_maps(outputs, num_joints: int, with_heatmaps, with_ae, perm=None):
+    "Heatmap average and tag list of one forward pass, upsampled to the largest stage (and mirrored back with `perm`)."
+    outputs = [torch.as_tensor(o) for o in outputs]
+    if len(with_heatmaps) < len(outputs) or len(with_ae) < len(outputs):
+        raise ValueError(f"with_heatmaps={tuple(with_heatmaps)} and with_ae={tuple(with_ae)} need one flag for each of the "
+                         f"{len(outputs)} model outputs")
+    size = max((tuple(o.shape[-2:]) for o in outputs), key=lambda s: s[0] * s[1])
+    hm_sum, n_hm, tags = 0, 0, []
+    for o, use_hm, use_ae in zip(outputs, with_heatmaps, with_ae):
+        if o.dim() != 4 or o.shape[1] < num_joints:
+            raise ValueError(f"each output must be [B, C>={num_joints}, h, w] with the heatmaps first, got {tuple(o.shape)}")
+        o = _resize_maps(o, size)
+        if perm is not None: o = torch.flip(o, dims=[3])
+        hm, tag = o[:, :num_joints], o[:, num_joints:]
+        if perm is not None:
+            hm = hm[:, perm]
+            if tag.shape[1] == num_joints: tag = tag[:, perm]      # per-joint tags swap with their joints
+        if use_hm: hm_sum, n_hm = hm_sum + hm, n_hm + 1
+        if use_ae:
+            if tag.shape[1] == 0: raise ValueError(f"with_ae asks for tags from an output with only {num_joints} heatmap channels")
+            tags.append(tag)
+    if n_hm == 0: raise ValueError("with_heatmaps selects no output; at least one stage must give heatmaps")
+    if not tags: raise ValueError("with_ae selects no output; at least one stage must give tags")
+    return hm_sum / n_hm, tags
+
+
+def multi_stage_outputs(
+    outputs: Sequence[torch.Tensor],       # model outputs, e.g. [(B,2K,h,w) heatmaps+tags, (B,K,2h,2w) heatmaps]
+    num_joints: int,                       # K
+    flip_outputs: Sequence[torch.Tensor] | None = None,  # outputs for the horizontally flipped image, as the model gave them
+    flip_pairs=None,                       # left/right pairs or a `Skeleton` (needed with `flip_outputs`)
+    image_size: Sequence[int] | None = None,  # (w, h) to resize everything to ("project to image"); None keeps the largest output size
+    with_heatmaps: Sequence[bool] = (True, True),  # which outputs' heatmaps are averaged
+    with_ae: Sequence[bool] = (True, False),       # which outputs' tags are kept
+) -> tuple[torch.Tensor, torch.Tensor]:
+    "HigherHRNet test-time fusion of multi-resolution outputs (+ flip): heatmaps [B,K,H,W], tags [B,K,H,W,L]."
+    heatmaps, tags = _stage_maps(outputs, num_joints, with_heatmaps, with_ae)
+    if flip_outputs is not None:
+        if flip_pairs is None: raise ValueError("flip_outputs needs flip_pairs (a Skeleton such as get_skeleton('coco') or its pairs)")
+        perm = torch.from_numpy(_flip_permutation(flip_pairs, num_joints)).to(heatmaps.device)
+        hm_f, tags_f = _stage_maps(flip_outputs, num_joints, with_heatmaps, with_ae, perm)
+        heatmaps, tags = (heatmaps + hm_f) / 2.0, tags + tags_f
+    size = heatmaps.shape[-2:] if image_size is None else (image_size[1], image_size[0])
+    heatmaps = _resize_maps(heatmaps, size)
+    tags = [_resize_maps(t, size) for t in tags]
+    return heatmaps, torch.stack(tags, dim=-1)
+
+# %% ../nbs/06_codecs.ipynb #3d933040
+def aggregate_scales(
+    results: Sequence[tuple[torch.Tensor, torch.Tensor]],  # (heatmaps [B,K,H,W], tags [B,K,H,W,L]) per scale, from `multi_stage_outputs`
+    scales: Sequence[float],                               # the scale factor of each result
+    all_tags: bool = False,                                # keep the tags of every scale, not only scale 1
+) -> tuple[torch.Tensor, torch.Tensor]:
+    "Multi-scale fusion: heatmaps averaged over scales, tags of scale 1 (or all) concatenated on the last axis."
+    if len(results) != len(scales) or not results:
+        raise ValueError(f"need one scale per result, got {len(results)} results and {len(scales)} scales")
+    keep = [all_tags or len(scales) == 1 or s == 1 for s in scales]
+    if not any(keep): raise ValueError(f"scales {list(scales)} has no 1; pass all_tags=True to keep the tags of every scale")
+    size = results[0][0].shape[-2:]
+    heatmaps = sum(_resize_maps(hm, size) for hm, _ in results) / float(len(results))
+    tags = []
+    for (_, tg), k in zip(results, keep):
+        if k:
+            B, K, H, W, L = tg.shape
+            flat = _resize_maps(tg.permute(0, 1, 4, 2, 3).reshape(B, K * L, H, W), size)
+            tags.append(flat.reshape(B, K, L, *size).permute(0, 1, 3, 4, 2))
+    return heatmaps, torch.cat(tags, dim=-1)

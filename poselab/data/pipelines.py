@@ -25,11 +25,12 @@ from ..skeletons import Skeleton, convert_joints, get_skeleton
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'COCO_JOINTS_WEIGHT', 'field', 'record_path', 'record_joints', 'stack_joints',
-           'encoded_size', 'read_encoded', 'decode_image', 'reduction_for', 'reduced_to_full', 'warp_crop', 'to_tensor',
-           'Normalize', 'tensor_to_image', 'ColorJitter', 'RandomMasking', 'segmentation_mask', 'lower_body_ids',
-           'half_body_center_scale', 'TopDownDataset', 'ChannelScale', 'SinglePersonDataset', 'root_index',
-           'depth_targets', 'Mixed2D3DDataset', 'MixedBatchSampler', 'group_by_image', 'BottomUpDataset', 'normalize',
-           'unnormalize', 'lifting_stats', 'random_rotation', 'LiftingDataset', 'worker_init_fn', 'build_loader']
+           'CorruptImageError', 'encoded_size', 'read_encoded', 'decode_image', 'reduction_for', 'reduced_to_full',
+           'warp_crop', 'to_tensor', 'Normalize', 'tensor_to_image', 'ColorJitter', 'RandomMasking',
+           'segmentation_mask', 'lower_body_ids', 'half_body_center_scale', 'TopDownDataset', 'ChannelScale',
+           'SinglePersonDataset', 'root_index', 'depth_targets', 'Mixed2D3DDataset', 'MixedBatchSampler',
+           'group_by_image', 'BottomUpDataset', 'normalize', 'unnormalize', 'lifting_stats', 'random_rotation',
+           'LiftingDataset', 'worker_init_fn', 'build_loader']
 
 # %% ../../nbs/07_pipelines.ipynb #d03cd2a0
 try:
@@ -92,6 +93,10 @@ _REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_RE
             8: cv2.IMREAD_REDUCED_COLOR_8}
 
 
+class CorruptImageError(ValueError):
+    "An image file that cannot be decoded (corrupt or truncated); the datasets skip such samples."
+
+
 def encoded_size(buf) -> tuple[int, int] | None:
     "(width, height) read from the header of JPEG or PNG bytes without decoding; None for other formats."
     b = memoryview(np.asarray(buf, np.uint8)).cast("B")
@@ -143,7 +148,7 @@ def _decode(buf, reduce: int, path, fast_dct: bool, padded: bool) -> np.ndarray:
         if img is None: img = cv2.imdecode(buf, _REDUCED[reduce] | cv2.IMREAD_IGNORE_ORIENTATION)
     if img is None:
         if path is not None: read_image(path)                   # records the corrupt file (warning + CORRUPT_IMAGES)
-        raise ValueError(f"cannot decode image {path or '<bytes>'}: the file is corrupt or truncated; "
+        raise CorruptImageError(f"cannot decode image {path or '<bytes>'}: the file is corrupt or truncated; "
                          "remove its records or replace the file")
     return img
 
@@ -343,9 +348,38 @@ def _as_id(v):
 
 # %% ../../nbs/07_pipelines.ipynb #88188023
 class _Augmented(Dataset):
-    "Shared seeding: each dataset owns a numpy Generator, which `worker_init_fn` reseeds in every worker."
-    def __init__(self, seed: int | None = None): self.rng = np.random.default_rng(seed)
+    """Shared seeding (each dataset owns a numpy Generator, which `worker_init_fn` reseeds in every worker) and
+    skipping of corrupt images: such a sample is answered with the next index whose image decodes."""
+    def __init__(self, seed: int | None = None):
+        self.rng = np.random.default_rng(seed)
+        self.bad_indices: set[int] = set()          # samples whose image failed to decode
+        self.bad_files: set[str] = set()            # those image files
+        self.skipped = 0                            # requests answered with another index's sample
+
     def reseed(self, seed: int) -> None: self.rng = np.random.default_rng(seed)
+
+    def _image_path(self, idx: int) -> str | None: return None
+
+    def _first_valid(self, idx: int, load) -> dict:
+        "`load(j)` for the first j = idx, idx+1, … (mod len) whose image decodes; known bad indices/files are passed over."
+        n, idx = len(self), int(idx)
+        if not -n <= idx < n: raise IndexError(f"index {idx} is out of range for a {type(self).__name__} of {n} samples")
+        idx %= n
+        for k in range(n):
+            j = (idx + k) % n
+            if j in self.bad_indices: continue
+            p = self._image_path(j)
+            if p in self.bad_files: self.bad_indices.add(j); continue     # same file: no second decode, no second warning
+            try: sample = load(j)
+            except CorruptImageError:                   # `read_image` has warned and counted it in CORRUPT_IMAGES
+                self.bad_indices.add(j)
+                if p is not None: self.bad_files.add(p)
+                continue
+            self.skipped += j != idx
+            return sample
+        bad = sorted(self.bad_files)
+        raise CorruptImageError(f"every image of this {type(self).__name__} is corrupt or truncated ({len(bad)} files: "
+                                f"{', '.join(bad[:5])}{', …' if len(bad) > 5 else ''}); replace them or fix `image_root`")
 
 
 class TopDownDataset(_Augmented):
@@ -424,10 +458,16 @@ class TopDownDataset(_Augmented):
         w, h = self.sizes[idx]
         if w > 0 and h > 0: return int(w), int(h)
         wh = encoded_size(buf)
-        if wh is None: wh = decode_image(buf).shape[1::-1]
+        if wh is None: wh = decode_image(buf, path=self.paths[idx]).shape[1::-1]
         return int(wh[0]), int(wh[1])
 
+    def _image_path(self, idx: int) -> str: return self.paths[idx]
+
     def __getitem__(self, idx: int) -> dict:
+        "Sample `idx`; when its image is corrupt, the sample of the next index whose image decodes."
+        return self._first_valid(idx, self._sample)
+
+    def _sample(self, idx: int) -> dict:
         rec, path = self.records[idx], self.paths[idx]
         buf = read_encoded(path)
         width, height = self._size(idx, buf)
@@ -543,8 +583,8 @@ class Mixed2D3DDataset(Dataset):
     def __getitem__(self, idx: int) -> dict:
         is3d = idx < self.n3d
         ds = self.ds3d if is3d else self.ds2d
-        rec = ds.records[idx if is3d else idx - self.n3d]
         sample = ds[idx if is3d else idx - self.n3d]
+        rec = ds.records[sample["meta"]["index"]]          # a corrupt image's sample comes from the next valid index
         K = self.skeleton.num_joints
         depth, mask = np.zeros(K, np.float32), np.zeros(K, np.float32)
         meta = sample["meta"]
@@ -654,13 +694,19 @@ class BottomUpDataset(_Augmented):
         M = get_affine_transform(c, np.array([s, s]), r, (res, res))
         return compose_affine(flip_matrix(res), M) if flip else M
 
+    def _image_path(self, idx: int) -> str: return str(record_path(self.images[idx][0], self.image_root))
+
     def __getitem__(self, idx: int) -> dict:
+        "Image `idx`; when it is corrupt, the sample of the next image that decodes."
+        return self._first_valid(idx, self._sample)
+
+    def _sample(self, idx: int) -> dict:
         people = self.images[idx]
         rec0 = people[0]
         path = record_path(rec0, self.image_root)
         buf = read_encoded(path)
         w, h = field(rec0, "width"), field(rec0, "height")
-        if not (w and h): w, h = encoded_size(buf) or decode_image(buf).shape[1::-1]
+        if not (w and h): w, h = encoded_size(buf) or decode_image(buf, path=path).shape[1::-1]
         c, s, r, flip = self.sample_augmentation(int(w), int(h))
         M_in = self.matrix(c, s, r, flip, self.input_size)
         crop, red = warp_crop(buf, M_in, (self.input_size, self.input_size), self.reduced_decoding, path,
