@@ -903,7 +903,7 @@ def worker_init_fn(worker_id: int) -> None:
 
 def build_loader(dataset: Dataset, batch_size: int, workers: int = 2, train: bool = True,
                  distributed: bool = False, batch_sampler: Sampler | None = None, **kwargs) -> DataLoader:
-    "A DataLoader with the project's defaults: shuffled, full batches for training, seeded single-threaded workers."
+    "A DataLoader with the project's defaults: shuffled, full batches for training, seeded single-threaded spawned workers."
     sampler = None
     if batch_sampler is None and isinstance(dataset, Mixed2D3DDataset) and train:
         rank, world = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if distributed else (0, 1)
@@ -912,7 +912,8 @@ def build_loader(dataset: Dataset, batch_size: int, workers: int = 2, train: boo
         sampler = torch.utils.data.distributed.DistributedSampler(dataset, shuffle=train, drop_last=train)
     common = dict(num_workers=workers, worker_init_fn=worker_init_fn, pin_memory=torch.cuda.is_available(),
                   persistent_workers=workers > 0)
-    if workers > 0: common["prefetch_factor"] = 4
+    if workers > 0:   # spawned workers: forking after OpenCV/OpenMP threads started can deadlock
+        common.update(prefetch_factor=4, multiprocessing_context="spawn")
     common.update(kwargs)
     if batch_sampler is not None: return DataLoader(dataset, batch_sampler=batch_sampler, **common)
     return DataLoader(dataset, batch_size=batch_size, shuffle=train and sampler is None, sampler=sampler,
