@@ -34,7 +34,7 @@ from .data.formats import DatasetLayoutError, load_dataset, read_coco, read_mpii
 from .data.pipelines import (BottomUpDataset, SinglePersonDataset, TopDownDataset, tensor_to_image,
                                     worker_init_fn)
 from .geometry import affine_transform_points
-from .grouping import group_keypoints
+from .grouping import group_keypoints, rescore_with_boxes
 from .losses import BottomUpLoss, IntermediateSupervisionLoss, JointsMSELoss
 from .metrics import coco_keypoint_eval, coco_results, load_mpii_gt_valid, mpii_pckh, pck
 from .models.core import create_model, list_models
@@ -45,10 +45,10 @@ from .viz import draw_skeleton, image_grid
 # %% auto #0
 __all__ = ['TASKS', 'OPTIMIZERS', 'AMP_MODES', 'LOGGERS', 'DATA_SOURCES', 'TASK_CLASSES', 'RunConfig', 'sample_seed',
            'ResumableBatchSampler', 'SeededDataset', 'missing_data', 'valid_crops', 'Task', 'predict_topdown',
-           'person_scores', 'TopDownTask', 'HourglassTask', 'BottomUpTask', 'synthetic_class_folders',
-           'ImageFolderDataset', 'ClassificationTask', 'build_optimizer', 'resolve_device', 'amp_dtype', 'rng_state',
-           'set_rng_state', 'save_checkpoint', 'load_run_checkpoint', 'RunLogger', 'init_distributed',
-           'NonFiniteLossError', 'seed_everything', 'train', 'plot_history', 'show_predictions', 'evaluate_run', 'main']
+           'TopDownTask', 'HourglassTask', 'BottomUpTask', 'synthetic_class_folders', 'ImageFolderDataset',
+           'ClassificationTask', 'build_optimizer', 'resolve_device', 'amp_dtype', 'rng_state', 'set_rng_state',
+           'save_checkpoint', 'load_run_checkpoint', 'RunLogger', 'init_distributed', 'NonFiniteLossError',
+           'seed_everything', 'train', 'plot_history', 'show_predictions', 'evaluate_run', 'main']
 
 # %% ../nbs/16_training.ipynb #c32aca3f
 TASKS: dict[str, dict] = {
@@ -359,14 +359,6 @@ def predict_topdown(model: nn.Module, loader, skeleton, device, flip_test: bool 
     return (np.concatenate(kps) if kps else np.zeros((0, s.num_joints, 3), np.float32)), meta
 
 
-def person_scores(keypoints: np.ndarray, box_scores, thr: float = 0.2) -> np.ndarray:
-    "HRNet rescoring: box score × mean confidence of the joints whose confidence exceeds `thr`."
-    c = keypoints[..., 2]
-    m = c > thr
-    mean = np.where(m.any(1), (c * m).sum(1) / np.maximum(m.sum(1), 1), 0.0)
-    return np.asarray(box_scores, np.float64).reshape(-1) * mean
-
-
 class TopDownTask(Task):
     "SimpleBaseline / HRNet top-down training and COCO AP (or MPII PCKh) evaluation with ground-truth boxes."
     def __init__(self, cfg: RunConfig):
@@ -421,7 +413,7 @@ class TopDownTask(Task):
         c = self.cfg
         kps, meta = predict_topdown(model, _loader(dataset, c), self.skeleton, device, c.flip_test, amp_dtype)
         if c.dataset == "mpii": return self._pckh(kps, meta), dict(keypoints=kps, meta=meta)
-        scores = person_scores(kps, meta["score"])
+        scores = rescore_with_boxes(meta["score"], kps[..., 2])
         res = coco_results(meta["image_id"], kps, scores)
         stats = coco_keypoint_eval(self._gt_subset(meta["image_id"]), res)
         return dict(stats), dict(keypoints=kps, meta=meta, scores=scores)
