@@ -52,6 +52,7 @@ def generate_target(
     heatmap_size: Sequence[int],  # heatmap (w, h)
     sigma: float = 2,             # Gaussian standard deviation in heatmap pixels
     joints_weight=None,           # optional (K,) or (K, 1) per-joint loss weight (HRNet `USE_DIFFERENT_JOINTS_WEIGHT`)
+    unbiased: bool = False,       # DARK unbiased encoding: centre the Gaussian on the exact sub-pixel position
 ):
     "HRNet/SimpleBaseline Gaussian heatmaps: (target float32 [K,H,W], target_weight float32 [K,1])."
     ref = joints
@@ -72,7 +73,8 @@ def generate_target(
     ar = np.arange(max(W, H), dtype=np.float64)
     g = ar - ul[:, :, None]                              # (K, 2, L): window-kernel index along x and along y
     inside = (g >= 0) & (g < n) & (ar < br[:, :, None])
-    e = np.where(inside, np.exp(-((g - c) ** 2) / (2 * sigma ** 2)), 0).astype(np.float32)   # NaN joints: empty
+    d = g - c if not unbiased else ar - xy[:, :, None] / stride[:, None]   # distance to the (sub-pixel) centre
+    e = np.where(inside, np.exp(-(d ** 2) / (2 * sigma ** 2)), 0).astype(np.float32)   # NaN joints: empty
     e[:, 1] *= (weight > 0.5)[:, None]                   # joints with weight <= 0.5 are not drawn
     # (K, H, W) outer products; torch's broadcast multiply is several times faster than numpy's here (same floats)
     target = (torch.from_numpy(e[:, 1, :H, None]) * torch.from_numpy(e[:, 0, None, :W])).numpy()

@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import datetime
 import json
+import math
 import os
 import random
 import shutil
@@ -29,7 +30,7 @@ import yaml
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
-from .codecs import fuse_flip, get_final_preds
+from .codecs import fuse_flip, get_final_preds, multi_stage_outputs
 from .data.formats import DatasetLayoutError, load_dataset, read_coco, read_mpii_json
 from .data.pipelines import (BottomUpDataset, SinglePersonDataset, TopDownDataset, tensor_to_image,
                                     worker_init_fn)
@@ -43,19 +44,19 @@ from .synthetic import build_synthetic
 from .viz import draw_skeleton, image_grid
 
 # %% auto #0
-__all__ = ['TASKS', 'OPTIMIZERS', 'AMP_MODES', 'LOGGERS', 'DATA_SOURCES', 'TASK_CLASSES', 'RunConfig', 'sample_seed',
-           'ResumableBatchSampler', 'SeededDataset', 'missing_data', 'valid_crops', 'Task', 'predict_topdown',
-           'TopDownTask', 'HourglassTask', 'BottomUpTask', 'synthetic_class_folders', 'ImageFolderDataset',
-           'ClassificationTask', 'build_optimizer', 'resolve_device', 'amp_dtype', 'rng_state', 'set_rng_state',
-           'save_checkpoint', 'load_run_checkpoint', 'RunLogger', 'init_distributed', 'NonFiniteLossError',
-           'seed_everything', 'train', 'plot_history', 'show_predictions', 'evaluate_run', 'main']
+__all__ = ['TASKS', 'OPTIMIZERS', 'LR_SCHEDULES', 'CODECS', 'AMP_MODES', 'LOGGERS', 'DATA_SOURCES', 'TASK_CLASSES', 'RunConfig',
+           'sample_seed', 'ResumableBatchSampler', 'SeededDataset', 'missing_data', 'valid_crops', 'Task',
+           'predict_topdown', 'TopDownTask', 'HourglassTask', 'BottomUpTask', 'synthetic_class_folders',
+           'ImageFolderDataset', 'ClassificationTask', 'build_optimizer', 'resolve_device', 'amp_dtype', 'rng_state',
+           'set_rng_state', 'save_checkpoint', 'load_run_checkpoint', 'RunLogger', 'init_distributed',
+           'NonFiniteLossError', 'seed_everything', 'train', 'plot_history', 'show_predictions', 'evaluate_run', 'main']
 
 # %% ../nbs/16_training.ipynb #c32aca3f
 TASKS: dict[str, dict] = {
     "topdown": dict(datasets=("synthetic", "coco", "mpii"), model="pose_resnet_18",
-                    model_kwargs={"deconv_filters": [128, 128, 128]}, input_size=(96, 128), sigma=3.0,
+                    model_kwargs={"deconv_filters": [128, 128, 128]}, input_size=(64, 96), sigma=2.0, codec="dark",
                     augment={"rotation_factor": 15, "scale_factor": 0.25, "half_body_prob": 0.0},
-                    epochs=3, batch_size=16, optimizer="adam", lr=2e-3, weight_decay=0.0,
+                    epochs=4, batch_size=16, optimizer="adam", lr=2e-3, weight_decay=0.0, lr_schedule="cosine",
                     lr_steps=(170 / 210, 200 / 210), metric="AP"),
     "hourglass": dict(datasets=("synthetic", "mpii"), model="stacked_hourglass", model_kwargs={"num_stacks": 2},
                       input_size=(256, 256), sigma=1.0, epochs=10, batch_size=16, optimizer="rmsprop", lr=2.5e-4,
@@ -68,6 +69,8 @@ TASKS: dict[str, dict] = {
                            weight_decay=1e-4, lr_steps=(30 / 100, 60 / 100, 90 / 100), metric="top1"),
 }
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
+LR_SCHEDULES = ("step", "cosine")
+CODECS = ("standard", "dark")     # heatmap target encoding + decoding pairs (top-down tasks)
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 LOGGERS = ("tensorboard", "mlflow", "none")
 DATA_SOURCES = {
@@ -106,6 +109,7 @@ class RunConfig:
     data_root: str = "data"
     input_size: Any = None                # (width, height) in pixels
     sigma: float | None = None            # Gaussian target std in heatmap pixels
+    codec: str | None = None              # standard (integer-centred targets, quarter-offset decoding) | dark (unbiased targets, DARK decoding)
     augment: dict | None = None           # dataset augmentation options (e.g. rotation_factor, half_body_prob)
     epochs: int | None = None
     batch_size: int | None = None         # global batch (split evenly over DDP processes)
@@ -115,6 +119,7 @@ class RunConfig:
     momentum: float = 0.9                 # SGD
     lr_steps: Any = None                  # milestones as fractions of all optimiser steps
     lr_factor: float = 0.1
+    lr_schedule: str | None = None        # step (milestones lr_steps, factor lr_factor) | cosine (to 0 over the run)
     warmup_steps: int = 0                 # linear warm-up from lr/10
     grad_clip: float | None = None        # max gradient norm
     workers: int = 2
@@ -168,6 +173,10 @@ class RunConfig:
         if isinstance(self.lr_steps, str): self.lr_steps = yaml.safe_load(self.lr_steps)
         self.lr_steps = [float(s) for s in self.lr_steps]
         _choices("optimizer", self.optimizer, OPTIMIZERS)
+        if self.lr_schedule is None: self.lr_schedule = rec.get("lr_schedule", "step")
+        _choices("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        if self.codec is None: self.codec = rec.get("codec", "standard")
+        _choices("codec", self.codec, CODECS)
         _choices("amp", self.amp, AMP_MODES)
         _choices("logger", self.logger, LOGGERS)
         if not (self.device in ("auto", "cpu", "cuda") or str(self.device).startswith("cuda:")):
@@ -338,7 +347,8 @@ def _to(x, device):
     return x
 
 # %% ../nbs/16_training.ipynb #58d33506
-def predict_topdown(model: nn.Module, loader, skeleton, device, flip_test: bool = True, amp_dtype=None):
+def predict_topdown(model: nn.Module, loader, skeleton, device, flip_test: bool = True, amp_dtype=None,
+                    post_process=True):
     "Decoded predictions (keypoints [N,K,3] in image pixels with confidences) and the metas of a top-down loader."
     model.eval()
     kps, metas = [], []
@@ -352,7 +362,7 @@ def predict_topdown(model: nn.Module, loader, skeleton, device, flip_test: bool 
                     hf = _heatmaps_out(model(torch.flip(x, dims=[3])))[-1].float()
                     hm = fuse_flip(hm, hf, s, shift=True)
             m = batch["meta"]
-            preds, maxvals = get_final_preds(hm.cpu().numpy(), m["center"].numpy(), m["scale"].numpy())
+            preds, maxvals = get_final_preds(hm.cpu().numpy(), m["center"].numpy(), m["scale"].numpy(), post_process)
             kps.append(np.concatenate([preds, maxvals], -1))
             metas.append({k: (v.numpy() if isinstance(v, torch.Tensor) else np.asarray(v)) for k, v in m.items()})
     meta = {k: np.concatenate([b[k] for b in metas]) for k in metas[0]} if metas else {}
@@ -367,6 +377,14 @@ class TopDownTask(Task):
 
     @property
     def metric(self) -> str: return "PCKh" if self.cfg.dataset == "mpii" else "AP"
+
+    @property
+    def post_process(self):
+        "`get_final_preds` decoding that matches the training targets: DARK for unbiased targets, else quarter offset."
+        return "dark" if self.cfg.codec == "dark" else True
+
+    @property
+    def target_convention(self) -> str: return "unbiased" if self.cfg.codec == "dark" else "hrnet"
 
     def build_model(self) -> nn.Module:
         return create_model(self.cfg.model, num_joints=get_skeleton(self.skeleton).num_joints, **self.cfg.model_kwargs)
@@ -397,7 +415,7 @@ class TopDownTask(Task):
         c = self.cfg
         w, h = c.input_size
         return TopDownDataset(records, input_size=(w, h), heatmap_size=(w // 4, h // 4), sigma=c.sigma, train=train,
-                              skeleton=self.skeleton, seed=c.seed, **c.augment)
+                              skeleton=self.skeleton, seed=c.seed, target_convention=self.target_convention, **c.augment)
 
     def datasets(self, rank: int = 0):
         tr, va = (valid_crops(r) for r in self._records(rank))
@@ -411,7 +429,8 @@ class TopDownTask(Task):
 
     def evaluate(self, model, dataset, device, amp_dtype=None):
         c = self.cfg
-        kps, meta = predict_topdown(model, _loader(dataset, c), self.skeleton, device, c.flip_test, amp_dtype)
+        kps, meta = predict_topdown(model, _loader(dataset, c), self.skeleton, device, c.flip_test, amp_dtype,
+                                    self.post_process)
         if c.dataset == "mpii": return self._pckh(kps, meta), dict(keypoints=kps, meta=meta)
         scores = rescore_with_boxes(meta["score"], kps[..., 2])
         res = coco_results(meta["image_id"], kps, scores)
@@ -441,7 +460,7 @@ class TopDownTask(Task):
                 s = sub[i]
                 hm = _heatmaps_out(model(s["image"][None].to(device)))[-1].float().cpu().numpy()
                 w, h = self.cfg.input_size
-                pred, conf = get_final_preds(hm, np.array([[w / 2, h / 2]]), np.array([[w / 200, h / 200]]))
+                pred, conf = get_final_preds(hm, np.array([[w / 2, h / 2]]), np.array([[w / 200, h / 200]]), self.post_process)
                 img = tensor_to_image(s["image"])
                 gt = s["meta"]["joints"]
                 tiles += [draw_skeleton(img, np.concatenate([pred, conf], -1), self.skeleton, radius=2, thickness=1),
@@ -471,7 +490,7 @@ class HourglassTask(TopDownTask):
         c = self.cfg
         w, h = c.input_size
         return SinglePersonDataset(records, input_size=(w, h), heatmap_size=(w // 4, h // 4), sigma=c.sigma,
-                                   train=train, seed=c.seed, **c.augment)
+                                   train=train, seed=c.seed, convention=self.target_convention, **c.augment)
 
     def loss(self, model, batch, device):
         outs = _heatmaps_out(model(batch["image"].to(device, non_blocking=True)))
@@ -480,7 +499,8 @@ class HourglassTask(TopDownTask):
 
     def evaluate(self, model, dataset, device, amp_dtype=None):
         c = self.cfg
-        kps, meta = predict_topdown(model, _loader(dataset, c), self.skeleton, device, c.flip_test, amp_dtype)
+        kps, meta = predict_topdown(model, _loader(dataset, c), self.skeleton, device, c.flip_test, amp_dtype,
+                                    self.post_process)
         if c.dataset == "mpii": return self._pckh(kps, meta), dict(keypoints=kps, meta=meta)
         gt = np.stack([r.joints[:, :2] for r in dataset.records])
         vis = np.stack([r.joints_vis for r in dataset.records]) > 0
@@ -529,15 +549,15 @@ class BottomUpTask(Task):
     def evaluate(self, model, dataset, device, amp_dtype=None):
         model.eval()
         ids, kps, scores = [], [], []
-        s = self.cfg.input_size[0]
+        s, coco = self.cfg.input_size[0], get_skeleton("coco")
         with torch.inference_mode():
             for i in range(len(dataset)):
                 b = dataset[i]
+                x = b["image"][None].to(device)
                 with _autocast(device, amp_dtype):
-                    outs = [o.float() for o in model(b["image"][None].to(device))]
-                up = lambda t: F.interpolate(t, size=(s, s), mode="bilinear", align_corners=False)
-                det = (up(outs[0][:, :17]) + up(outs[-1][:, :17])) / 2
-                tag = up(outs[0][:, 17:])
+                    outs = [o.float() for o in model(x)]
+                    flip = [o.float() for o in model(torch.flip(x, dims=[3]))] if self.cfg.flip_test else None
+                det, tag = multi_stage_outputs(outs, 17, flip, coco, image_size=(s, s))   # stages (+ flip) at input size
                 people, sc = group_keypoints(det.cpu(), tag.cpu())
                 if len(people) == 0: continue
                 xy = affine_transform_points(people[..., :2], _invert(b["meta"]["matrix"]))
@@ -664,7 +684,7 @@ TASK_CLASSES = {"topdown": TopDownTask, "hourglass": HourglassTask, "bottomup": 
 
 # %% ../nbs/16_training.ipynb #f8ab5081
 def build_optimizer(cfg: RunConfig, model: nn.Module, total_steps: int):
-    "The recipe's optimiser and a per-step step-decay schedule over `total_steps`."
+    "The recipe's optimiser and a per-step schedule over `total_steps` (step decay or cosine; optional linear warm-up)."
     params = [p for p in model.parameters() if p.requires_grad]
     wd = cfg.weight_decay
     if cfg.optimizer == "adam": opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=wd)
@@ -674,7 +694,8 @@ def build_optimizer(cfg: RunConfig, model: nn.Module, total_steps: int):
     milestones = sorted({max(1, round(f * total_steps)) for f in cfg.lr_steps if round(f * total_steps) < total_steps})
     warm = cfg.warmup_steps
     def factor(step: int) -> float:
-        f = cfg.lr_factor ** sum(step >= m for m in milestones)
+        if cfg.lr_schedule == "cosine": f = 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1)))
+        else: f = cfg.lr_factor ** sum(step >= m for m in milestones)
         return f * (0.1 + 0.9 * step / warm if warm and step < warm else 1.0)
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 

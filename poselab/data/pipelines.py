@@ -393,8 +393,8 @@ class TopDownDataset(_Augmented):
                  target_convention: str = "hrnet", mean=IMAGENET_MEAN, std=IMAGENET_STD, seed: int | None = None,
                  fast_decode: bool | None = None):
         super().__init__(seed)
-        if target_convention not in ("hrnet", "bearpaw"):
-            raise ValueError(f"target_convention={target_convention!r}; valid choices are ('hrnet', 'bearpaw')")
+        if target_convention not in ("hrnet", "bearpaw", "unbiased"):
+            raise ValueError(f"target_convention={target_convention!r}; valid choices are ('hrnet', 'bearpaw', 'unbiased')")
         self.records, self.image_root = list(records), image_root
         self.input_size, self.heatmap_size = tuple(int(v) for v in input_size), tuple(int(v) for v in heatmap_size)
         self.aspect_ratio = self.input_size[0] / self.input_size[1]
@@ -495,7 +495,8 @@ class TopDownDataset(_Augmented):
         tj = jc
         if self.target_convention == "bearpaw":                   # truncated instead of rounded Gaussian centre
             tj = jc - 0.5 * np.asarray(self.input_size, np.float64) / np.asarray(self.heatmap_size, np.float64)
-        target, tw = generate_target(tj, vis, self.input_size, self.heatmap_size, self.sigma, self.joints_weight)
+        target, tw = generate_target(tj, vis, self.input_size, self.heatmap_size, self.sigma, self.joints_weight,
+                                     unbiased=self.target_convention == "unbiased")   # DARK encoding
         sample.update(image=to_tensor(crop, self.normalize, self.mean, self.std, bgr), target=torch.from_numpy(target),
                       target_weight=torch.from_numpy(tw))
         if self.return_mask:
@@ -529,8 +530,8 @@ class SinglePersonDataset(TopDownDataset):
                  sigma: float = 1, skeleton="mpii", convention: str = "hrnet", train: bool = True,
                  scale_factor: float = 0.25, rotation_factor: float = 30, flip_prob: float = 0.5,
                  half_body_prob: float = 0.0, color_jitter=None, **kwargs):
-        if convention not in ("hrnet", "bearpaw"):
-            raise ValueError(f"convention={convention!r}; valid choices are ('hrnet', 'bearpaw')")
+        if convention not in ("hrnet", "bearpaw", "unbiased"):
+            raise ValueError(f"convention={convention!r}; valid choices are ('hrnet', 'bearpaw', 'unbiased')")
         if color_jitter is None and convention == "bearpaw": color_jitter = ChannelScale(0.8, 1.2)
         super().__init__(records, image_root, input_size=input_size, heatmap_size=heatmap_size, sigma=sigma,
                          train=train, skeleton=skeleton, scale_factor=scale_factor, rotation_factor=rotation_factor,
