@@ -6,9 +6,9 @@
 from __future__ import annotations
 
 import functools
+import io
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,11 +25,11 @@ import poselab
 from .data.formats import DatasetLayoutError, load_dataset, load_mpii_gt_valid, read_coco_detections, read_image
 from .data.pipelines import CorruptImageError, TopDownDataset
 from .grouping import oks_nms, rescore_with_boxes
-from .metrics import (_write_json_atomic, coco_keypoint_eval, coco_results, mpii_pckh, pck, pckh_curve,
+from .metrics import (_jsonable, _write_json_atomic, atomic_write, coco_keypoint_eval, coco_results, mpii_pckh, pck, pckh_curve,
                              plot_pckh_bars, plot_pckh_curves, save_metrics)
 from .models.core import create_model, load_checkpoint
 from .skeletons import get_skeleton
-from .train import (DATA_SOURCES, RunConfig, evaluate_run, load_run_checkpoint, predict_topdown,
+from .train import (DATA_SOURCES, RunConfig, _pair, evaluate_run, load_run_checkpoint, predict_topdown,
                            show_predictions, valid_crops)
 from .viz import draw_skeleton, image_grid
 
@@ -45,17 +45,10 @@ DEFAULT_INPUT_SIZE = {"synthetic": (192, 256), "coco": (192, 256), "mpii": (256,
 
 
 def parse_input_size(v) -> tuple[int, int]:
-    "(width, height) from one int, a pair, or text such as '192x256' / '192,256'; multiples of 32."
-    if isinstance(v, str):
-        parts = [p for p in v.strip("[]() ").lower().replace("x", ",").replace(" ", ",").split(",") if p]
-        v = parts * 2 if len(parts) == 1 else parts
-    if isinstance(v, (int, float)): v = (v, v)
-    try:
-        w, h = (int(x) for x in v)
-    except (TypeError, ValueError):
-        raise ValueError(f"input_size={v!r} must be (width, height), 'WxH' or one int") from None
-    if w <= 0 or h <= 0 or w % 32 or h % 32:
-        raise ValueError(f"input_size=({w}, {h}) must be positive multiples of 32 (the networks downsample 32x), "
+    "(width, height) from one int, a pair, or text such as '192x256' / '192,256' (as `RunConfig` reads it); multiples of 32."
+    w, h = _pair(v, "input_size")
+    if w % 32 or h % 32:
+        raise ValueError(f"input_size=({w}, {h}) must be multiples of 32 (the networks downsample 32x), "
                          f"e.g. {(max(32, 32 * round(w / 32)), max(32, 32 * round(h / 32)))}")
     return w, h
 
@@ -437,27 +430,10 @@ def show_eval_predictions(result: EvalResult, n: int = 6, ncols: int = 2, vis_th
                       figsize=(width, width / min(ncols, len(tiles)) * aspect * rows + 0.3 * rows))
 
 # %% ../nbs/17_evaluate_checkpoints.ipynb #d36f1f7b
-def _jsonable_clean(x):
-    "Plain json values: numpy converted, NaN and infinities as null."
-    if isinstance(x, Mapping): return {str(k): _jsonable_clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)): return [_jsonable_clean(v) for v in x]
-    if isinstance(x, np.ndarray): return _jsonable_clean(x.tolist())
-    if isinstance(x, np.generic): x = x.item()
-    if isinstance(x, float) and not np.isfinite(x): return None
-    if isinstance(x, Path): return str(x)
-    return x
-
-
 def _save_figure(fig: Figure, path: Path, dpi: int = 72) -> Path:
-    "PNG through a temporary file in the same folder and a rename."
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", dpi=dpi)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
-    return path
+    "PNG written atomically."
+    buf = io.BytesIO(); fig.savefig(buf, format="png", dpi=dpi)
+    return atomic_write(path, buf.getvalue())
 
 
 def save_evaluation(result: EvalResult, output_dir: str | os.PathLike, dpi: int = 72) -> dict:
@@ -467,9 +443,9 @@ def save_evaluation(result: EvalResult, output_dir: str | os.PathLike, dpi: int 
     metrics = dict(result.metrics)
     if result.curve is not None:
         metrics["curve"] = {"thresholds": np.round(result.curve["thresholds"], 4), "mean": result.curve["mean"]}
-    paths = {"metrics": save_metrics(out / "metrics.json", _jsonable_clean(metrics), _jsonable_clean(result.protocol))}
+    paths = {"metrics": save_metrics(out / "metrics.json", _jsonable(metrics), _jsonable(result.protocol))}
     if result.keypoints is not None:
-        paths["predictions"] = _write_json_atomic(out / "predictions.json", _jsonable_clean(result.predictions()))
+        paths["predictions"] = _write_json_atomic(out / "predictions.json", _jsonable(result.predictions()))
     for name, fig in result.figures.items():
         paths[name] = _save_figure(fig, out / f"{name}.png", dpi)
     return paths

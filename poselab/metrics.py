@@ -21,7 +21,7 @@ from .data.formats import MPII_GT_JOINTS, load_mpii_gt_valid
 from .geometry import procrustes_align
 
 # %% auto #0
-__all__ = ['COCO_STATS_NAMES', 'PCKH_GROUPS', 'SC_BIAS', 'PCK3D_THRESHOLDS', 'coco_results', 'write_coco_results',
+__all__ = ['COCO_STATS_NAMES', 'PCKH_GROUPS', 'SC_BIAS', 'PCK3D_THRESHOLDS', 'coco_results', 'atomic_write', 'write_coco_results',
            'coco_keypoint_eval', 'mpii_pckh', 'pckh_curve', 'plot_pckh_bars', 'plot_pckh_curves', 'bbox_size',
            'torso_size', 'pck', 'pck_auc', 'epe', 'mpjpe', 'p_mpjpe', 'n_mpjpe', 'pck3d', 'auc3d', 'per_action',
            'save_metrics']
@@ -43,18 +43,24 @@ def coco_results(image_ids, keypoints, scores, category_id: int = 1) -> list[dic
              "score": float(s)} for i, kp, s in zip(ids, k, sc)]
 
 
-def _write_json_atomic(path, obj) -> Path:
-    "Write `obj` as json to `path` through a temporary file in the same folder and a rename."
+def atomic_write(path, data: bytes | str) -> Path:
+    "Write `data` to a temporary file beside `path` (flushed to disk), then rename it over `path`: readers never see half a file."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as f: json.dump(obj, f, indent=1)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data); f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
         raise
     return path
+
+
+def _write_json_atomic(path, obj) -> Path:
+    "Write `obj` as json to `path` atomically (see `atomic_write`)."
+    return atomic_write(path, json.dumps(obj, indent=1))
 
 
 def write_coco_results(path, image_ids, keypoints, scores, category_id: int = 1) -> list[dict]:
@@ -300,7 +306,8 @@ def _jsonable(x: Any):
     if isinstance(x, Mapping): return {str(k): _jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)): return [_jsonable(v) for v in x]
     if isinstance(x, np.ndarray): return _jsonable(x.tolist())
-    if isinstance(x, np.generic): return x.item()
+    if isinstance(x, np.generic): x = x.item()
+    if isinstance(x, float) and not np.isfinite(x): return None      # json has no NaN / infinity
     if isinstance(x, Path): return str(x)
     if hasattr(x, "detach"): return _jsonable(x.detach().cpu().tolist())
     return x

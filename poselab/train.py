@@ -37,7 +37,7 @@ from .data.pipelines import (BottomUpDataset, SinglePersonDataset, TopDownDatase
 from .geometry import affine_transform_points
 from .grouping import group_keypoints, rescore_with_boxes
 from .losses import BottomUpLoss, IntermediateSupervisionLoss, JointsMSELoss
-from .metrics import coco_keypoint_eval, coco_results, load_mpii_gt_valid, mpii_pckh, pck
+from .metrics import atomic_write, coco_keypoint_eval, coco_results, load_mpii_gt_valid, mpii_pckh, pck
 from .models.core import create_model, list_models
 from .skeletons import get_skeleton
 from .synthetic import build_synthetic
@@ -94,7 +94,7 @@ def _pair(v, name: str) -> tuple[int, int]:
     try:
         w, h = (int(x) for x in v)
     except (TypeError, ValueError):
-        raise ValueError(f"{name}={v!r} must be (width, height) or one int") from None
+        raise ValueError(f"{name}={v!r} must be (width, height), 'WxH' or one int") from None
     if w <= 0 or h <= 0: raise ValueError(f"{name}={v!r} must be positive")
     return w, h
 
@@ -219,20 +219,8 @@ class RunConfig:
     def to_yaml(self, path=None) -> str:
         "YAML text of the settings; also written (atomically) to `path` when given."
         text = yaml.safe_dump(self.to_dict(), sort_keys=False)
-        if path is not None: _atomic_write_text(path, text)
+        if path is not None: atomic_write(path, text)
         return text
-
-# %% ../nbs/16_training.ipynb #303791d4
-def _atomic_write_text(path, text: str) -> Path:
-    "Write `text` to a temporary file beside `path`, then rename it over `path`."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f: f.write(text); f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
-    return path
 
 # %% ../nbs/16_training.ipynb #fc2b5e53
 def sample_seed(seed: int, epoch: int, position: int) -> int:
@@ -593,7 +581,7 @@ def synthetic_class_folders(root, out_dir, size: int = 96, min_visible: int = 10
             d = out / split / str(clip); d.mkdir(parents=True, exist_ok=True)
             n = counts.get(clip, 0); counts[clip] = n + 1
             cv2.imwrite(str(d / f"{n:05d}.jpg"), crop, [cv2.IMWRITE_JPEG_QUALITY, 92])
-    _atomic_write_text(done, json.dumps(key))
+    atomic_write(done, json.dumps(key))
     return out
 
 
@@ -827,7 +815,7 @@ def _state(model, opt, sched, scaler, epoch, step, batch, cfg, history, best, me
 
 
 def _write_metrics(run_dir: Path, history: dict, best: dict | None, final: dict | None, cfg: RunConfig, extra: dict) -> None:
-    _atomic_write_text(run_dir / "metrics.json", json.dumps(
+    atomic_write(run_dir / "metrics.json", json.dumps(
         {"task": cfg.task, "dataset": cfg.dataset, "model": cfg.model, "metric": TASKS[cfg.task]["metric"],
          "final": final, "best": best, "history": history, **extra}, indent=1, default=float))
 
@@ -1025,7 +1013,7 @@ def evaluate_run(run_dir, which: str = "best", device: str = "cpu", flip_test: b
     metrics, _ = task.evaluate(model, val, torch.device(device))
     out = {"checkpoint": which, "flip_test": cfg.flip_test, "samples": len(val), "seconds": time.perf_counter() - t0,
            **{k: float(v) for k, v in metrics.items()}}
-    if write: _atomic_write_text(Path(run_dir) / f"eval_{which}.json", json.dumps(out, indent=1))
+    if write: atomic_write(Path(run_dir) / f"eval_{which}.json", json.dumps(out, indent=1))
     return out
 
 # %% ../nbs/16_training.ipynb #d7a571dc

@@ -11,20 +11,11 @@ import pytest
 import torch
 
 from poselab.models.core import create_model
-from poselab.synthetic import build_synthetic
 from poselab.train import RunConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
 PICTURES = ["curve.png", "joint_accuracy.png", "predictions.png"]
 TINY = {"deconv_filters": [32, 32, 32]}
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory) -> Path:
-    "A tiny synthetic world (16 training and 8 validation images)."
-    root = tmp_path_factory.mktemp("data")
-    build_synthetic(root / "synthetic", 16, 8, seed=0, workers=1, progress=False)
-    return root
 
 
 def papermill(out: Path, *params: str) -> None:

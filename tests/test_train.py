@@ -10,18 +10,9 @@ import pytest
 import torch
 
 from poselab.data.formats import DatasetLayoutError
-from poselab.synthetic import build_synthetic
 from poselab.train import NonFiniteLossError, RunConfig, load_run_checkpoint, train
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="session")
-def data_root(tmp_path_factory) -> Path:
-    "A tiny synthetic world (16 training and 8 validation images) shared by the tests."
-    root = tmp_path_factory.mktemp("data")
-    build_synthetic(root / "synthetic", 16, 8, seed=0, workers=1, progress=False)
-    return root
 
 
 def tiny(data_root, out, **kw) -> RunConfig:
