@@ -29,7 +29,7 @@ from .metrics import (_jsonable, _write_json_atomic, atomic_write, coco_keypoint
                              plot_pckh_bars, plot_pckh_curves, save_metrics)
 from .models.core import create_model, load_checkpoint
 from .skeletons import get_skeleton
-from .train import (DATA_SOURCES, RunConfig, _pair, evaluate_run, load_run_checkpoint, predict_topdown,
+from .train import (DATA_SOURCES, RunConfig, _pair, codec_post_process, evaluate_run, load_run_checkpoint, predict_topdown,
                            show_predictions, valid_crops)
 from .viz import draw_skeleton, image_grid
 
@@ -200,7 +200,7 @@ def predict_boxes(model: nn.Module, data: EvalData, input_size=(192, 256), flip_
                         skeleton=data.skeleton)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0)
     kps, meta = predict_topdown(model, loader, data.skeleton, _device(device), flip_test,
-                                post_process="dark" if codec == "dark" else True)
+                                post_process=codec_post_process(codec))
     if ds.bad_files:                                  # the dataset answered those samples with other images
         bad = sorted(ds.bad_files)
         raise CorruptImageError(f"{len(bad)} images cannot be decoded ({', '.join(bad[:5])}); replace them or "

@@ -46,10 +46,11 @@ from .viz import draw_skeleton, image_grid
 # %% auto #0
 __all__ = ['TASKS', 'OPTIMIZERS', 'LR_SCHEDULES', 'CODECS', 'AMP_MODES', 'LOGGERS', 'DATA_SOURCES', 'TASK_CLASSES', 'RunConfig',
            'sample_seed', 'ResumableBatchSampler', 'SeededDataset', 'missing_data', 'valid_crops', 'Task',
-           'predict_topdown', 'TopDownTask', 'HourglassTask', 'BottomUpTask', 'synthetic_class_folders',
-           'ImageFolderDataset', 'ClassificationTask', 'build_optimizer', 'resolve_device', 'amp_dtype', 'rng_state',
-           'set_rng_state', 'save_checkpoint', 'load_run_checkpoint', 'RunLogger', 'init_distributed',
-           'NonFiniteLossError', 'seed_everything', 'train', 'plot_history', 'show_predictions', 'evaluate_run', 'main']
+           'codec_post_process', 'predict_topdown', 'TopDownTask', 'HourglassTask', 'BottomUpTask',
+           'synthetic_class_folders', 'ImageFolderDataset', 'ClassificationTask', 'build_optimizer', 'resolve_device',
+           'amp_dtype', 'rng_state', 'set_rng_state', 'save_checkpoint', 'load_run_checkpoint', 'RunLogger',
+           'init_distributed', 'NonFiniteLossError', 'seed_everything', 'train', 'plot_history', 'show_predictions',
+           'evaluate_run', 'main']
 
 # %% ../nbs/16_training.ipynb #c32aca3f
 TASKS: dict[str, dict] = {
@@ -335,6 +336,12 @@ def _to(x, device):
     return x
 
 # %% ../nbs/16_training.ipynb #58d33506
+def codec_post_process(codec: str):
+    "The `get_final_preds` decoding of a codec of `CODECS`: DARK for its unbiased targets, else the quarter-pixel shift."
+    _choices("codec", codec, CODECS)
+    return "dark" if codec == "dark" else True
+
+
 def predict_topdown(model: nn.Module, loader, skeleton, device, flip_test: bool = True, amp_dtype=None,
                     post_process=True):
     "Decoded predictions (keypoints [N,K,3] in image pixels with confidences) and the metas of a top-down loader."
@@ -369,7 +376,7 @@ class TopDownTask(Task):
     @property
     def post_process(self):
         "`get_final_preds` decoding that matches the training targets: DARK for unbiased targets, else quarter offset."
-        return "dark" if self.cfg.codec == "dark" else True
+        return codec_post_process(self.cfg.codec)
 
     @property
     def target_convention(self) -> str: return "unbiased" if self.cfg.codec == "dark" else "hrnet"
