@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import importlib
 import json
 import math
 import os
@@ -44,12 +45,13 @@ from .synthetic import build_synthetic
 from .viz import draw_skeleton, image_grid
 
 # %% auto #0
-__all__ = ['TASKS', 'OPTIMIZERS', 'LR_SCHEDULES', 'CODECS', 'AMP_MODES', 'LOGGERS', 'DATA_SOURCES', 'TASK_CLASSES', 'RunConfig',
-           'sample_seed', 'ResumableBatchSampler', 'SeededDataset', 'missing_data', 'valid_crops', 'Task',
-           'codec_post_process', 'predict_topdown', 'TopDownTask', 'HourglassTask', 'BottomUpTask',
-           'synthetic_class_folders', 'ImageFolderDataset', 'ClassificationTask', 'build_optimizer', 'resolve_device',
-           'amp_dtype', 'rng_state', 'set_rng_state', 'save_checkpoint', 'load_run_checkpoint', 'RunLogger',
-           'init_distributed', 'NonFiniteLossError', 'seed_everything', 'train', 'plot_history', 'show_predictions',
+__all__ = ['TASKS', 'TASK_MODULES', 'TASK_CLASSES', 'OPTIMIZERS', 'LR_SCHEDULES', 'CODECS', 'AMP_MODES', 'LOGGERS',
+           'DATA_SOURCES', 'register_task', 'task_names', 'get_task', 'RunConfig', 'sample_seed',
+           'ResumableBatchSampler', 'SeededDataset', 'missing_data', 'valid_crops', 'Task', 'codec_post_process',
+           'predict_topdown', 'TopDownTask', 'HourglassTask', 'BottomUpTask', 'synthetic_class_folders',
+           'ImageFolderDataset', 'ClassificationTask', 'build_optimizer', 'resolve_device', 'amp_dtype', 'rng_state',
+           'set_rng_state', 'save_checkpoint', 'load_run_checkpoint', 'RunLogger', 'init_distributed',
+           'NonFiniteLossError', 'seed_everything', 'train', 'plot_history', 'show_predictions', 'show_run',
            'evaluate_run', 'main']
 
 # %% ../nbs/16_training.ipynb #c32aca3f
@@ -66,9 +68,38 @@ TASKS: dict[str, dict] = {
                      sigma=2.0, epochs=10, batch_size=8, optimizer="adam", lr=1.5e-3, weight_decay=0.0,
                      lr_steps=(200 / 300, 260 / 300), metric="AP"),
     "classification": dict(datasets=("synthetic", "imagenet"), model="hrnet_w18_small_cls", model_kwargs={},
-                           input_size=(224, 224), sigma=0.0, epochs=10, batch_size=32, optimizer="sgd", lr=0.05,
+                           input_size=(224, 224), input_stride=None, sigma=0.0, epochs=10, batch_size=32, optimizer="sgd", lr=0.05,
                            weight_decay=1e-4, lr_steps=(30 / 100, 60 / 100, 90 / 100), metric="top1"),
 }
+# tasks of later chapters: imported (and so registered) the first time a run names them
+TASK_MODULES: dict[str, str] = {"lift3d": "poselab.lifting", "stitched": "poselab.lifting", "weak3d": "poselab.weak3d",
+                                "gan3d": "poselab.gan"}
+TASK_CLASSES: dict[str, type] = {}
+
+
+def register_task(name: str, recipe: dict):
+    """Class decorator: `RunConfig(task=name)` trains the decorated `Task` with the seed recipe `recipe` (the keys of
+    `TASKS['topdown']`; `input_size=None` for tasks without images, `metric` the validation number to select `best.pt` by)."""
+    def deco(cls):
+        TASKS[name] = dict(recipe); TASK_CLASSES[name] = cls
+        return cls
+    return deco
+
+
+def task_names() -> list[str]:
+    "Every task a run can name (the built-in ones and those of later chapters)."
+    return sorted(set(TASKS) | set(TASK_MODULES))
+
+
+def get_task(name: str) -> tuple[dict, type]:
+    "The recipe and the `Task` class of task `name`, importing the chapter module that registers it when needed."
+    _choices("task", name, task_names())
+    if name not in TASK_CLASSES and name in TASK_MODULES: importlib.import_module(TASK_MODULES[name])
+    if name not in TASKS:
+        raise ValueError(f"task {name!r}: module {TASK_MODULES.get(name)} did not register it (register_task)")
+    return TASKS[name], TASK_CLASSES.get(name)
+
+
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 LR_SCHEDULES = ("step", "cosine")
 CODECS = ("standard", "dark")     # heatmap target encoding + decoding pairs (top-down tasks)
@@ -103,7 +134,7 @@ def _pair(v, name: str) -> tuple[int, int]:
 @dataclass
 class RunConfig:
     "Every setting of a training run; `None` means the task's recipe value (see `TASKS`)."
-    task: str = "topdown"                 # topdown | hourglass | bottomup | classification
+    task: str = "topdown"                 # topdown | hourglass | bottomup | classification | lift3d | weak3d | stitched | gan3d
     dataset: str = "synthetic"            # one of TASKS[task]['datasets']
     model: str | None = None              # a name of `list_models()`
     model_kwargs: dict | None = None      # extra constructor arguments of the model
@@ -112,6 +143,7 @@ class RunConfig:
     sigma: float | None = None            # Gaussian target std in heatmap pixels
     codec: str | None = None              # standard (integer-centred targets, quarter-offset decoding) | dark (unbiased targets, DARK decoding)
     augment: dict | None = None           # dataset augmentation options (e.g. rotation_factor, half_body_prob)
+    options: dict | None = None           # task-specific settings: the task's `OPTIONS` (unknown names list the valid ones)
     epochs: int | None = None
     batch_size: int | None = None         # global batch (split evenly over DDP processes)
     lr: float | None = None
@@ -123,7 +155,7 @@ class RunConfig:
     lr_schedule: str | None = None        # step (milestones lr_steps, factor lr_factor) | cosine (to 0 over the run)
     warmup_steps: int = 0                 # linear warm-up from lr/10
     grad_clip: float | None = None        # max gradient norm
-    workers: int = 2
+    workers: int | None = None            # data loader processes (recipe value, else 2)
     device: str = "auto"                  # auto | cpu | cuda | cuda:N
     amp: str = "auto"                     # auto (bf16 on cuda when supported, else off) | off | bf16 | fp16
     channels_last: bool = False
@@ -151,8 +183,7 @@ class RunConfig:
 
     def validate(self) -> "RunConfig":
         "Fill recipe defaults and check every value; the error lists the valid choices."
-        _choices("task", self.task, TASKS)
-        rec = TASKS[self.task]
+        rec, task_cls = get_task(self.task)
         _choices(f"dataset (task {self.task!r})", self.dataset, rec["datasets"])
         if self.model is None: self.model = rec["model"]
         if self.model_kwargs is None: self.model_kwargs = dict(rec["model_kwargs"]) if self.model == rec["model"] else {}
@@ -164,11 +195,16 @@ class RunConfig:
             ok = [p for p in inspect.signature(TopDownDataset).parameters if p.endswith(("_factor", "_prob", "half_body"))]
             bad = sorted(set(self.augment) - set(ok))
             if bad: raise ValueError(f"augment keys {bad} are not valid; valid choices: {', '.join(ok)}")
+        if isinstance(self.options, str): self.options = yaml.safe_load(self.options) or {}
+        self.options = task_cls.check_options(self.options) if task_cls else dict(self.options or {})
         _choices("model", self.model, list_models())
-        self.input_size = list(_pair(rec["input_size"] if self.input_size is None else self.input_size, "input_size"))
-        if self.task != "classification" and any(v % 32 for v in self.input_size):
-            raise ValueError(f"input_size={self.input_size} must be multiples of 32 for the {self.task} networks "
-                             f"(they downsample 32x), e.g. {[32 * max(1, round(v / 32)) for v in self.input_size]}")
+        size = rec.get("input_size") if self.input_size is None else self.input_size
+        self.input_size = None if size is None else list(_pair(size, "input_size"))
+        stride = rec.get("input_stride", 32)
+        if stride and self.input_size is not None and any(v % stride for v in self.input_size):
+            raise ValueError(f"input_size={self.input_size} must be multiples of {stride} for the {self.task} networks "
+                             f"(they downsample {stride}x), e.g. {[stride * max(1, round(v / stride)) for v in self.input_size]}")
+        if self.workers is None: self.workers = rec.get("workers", 2)
         for k in ("sigma", "lr", "optimizer", "weight_decay", "lr_steps", "epochs", "batch_size"):
             if getattr(self, k) is None: setattr(self, k, rec[k])
         if isinstance(self.lr_steps, str): self.lr_steps = yaml.safe_load(self.lr_steps)
@@ -206,6 +242,13 @@ class RunConfig:
         "Build from a dict plus keyword overrides (`None` overrides are ignored); unknown keys list the valid ones."
         d = {**(d or {}), **{k: v for k, v in overrides.items() if v is not None}}
         names = [f.name for f in dataclasses.fields(cls)]
+        try: task_options = getattr(get_task(d.get("task", "topdown"))[1], "OPTIONS", {})
+        except ValueError: task_options = {}
+        moved = {k: d.pop(k) for k in list(d) if k not in names and k in task_options}   # a task option given by name
+        if moved:
+            opts = d.get("options") or {}
+            if isinstance(opts, str): opts = yaml.safe_load(opts) or {}
+            d["options"] = {**opts, **moved}
         bad = sorted(set(d) - set(names))
         if bad: raise ValueError(f"unknown RunConfig settings {bad}; valid settings: {', '.join(names)}")
         return cls(**d)
@@ -309,11 +352,52 @@ def _heatmaps_out(out) -> list[torch.Tensor]:
     return list(out) if isinstance(out, (list, tuple)) else [out]
 
 # %% ../nbs/16_training.ipynb #5e1d71b2
-class Task:
-    "Base class: datasets, model, loss and metric of one kind of training."
-    metric_mode = "max"
+def _typed(task: str, name: str, value, default):
+    "`value` checked against the type of the option's default (None: any value)."
+    if default is None or value is None: return value
+    if isinstance(default, bool):
+        if isinstance(value, bool): return value
+        raise ValueError(f"option {name}={value!r} of task {task!r} must be true or false")
+    if isinstance(default, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"option {name}={value!r} of task {task!r} must be a number (default {default!r})")
+        if isinstance(default, int) and not isinstance(default, bool) and float(value) != int(value):
+            raise ValueError(f"option {name}={value!r} of task {task!r} must be a whole number")
+        return type(default)(value)
+    if isinstance(default, str) and not isinstance(value, str):
+        raise ValueError(f"option {name}={value!r} of task {task!r} must be a string (default {default!r})")
+    return value
 
-    def __init__(self, cfg: RunConfig): self.cfg, self.gt = cfg, None
+
+class Task:
+    """Base class: datasets, model, loss and metric of one kind of training. A later chapter adds a task with
+    `@register_task(name, recipe)` on a subclass; `OPTIONS` are its own settings (`RunConfig.options`), with defaults."""
+    metric_mode = "max"                   # "min" when a lower validation metric is better (errors such as MPJPE)
+    OPTIONS: dict[str, Any] = {}
+
+    def __init__(self, cfg: RunConfig):
+        self.cfg, self.gt = cfg, None
+        self.step, self.epoch = 0, 0      # set by the engine before every `loss` call
+        self.options = dict(cfg.options or {})
+
+    @classmethod
+    def check_options(cls, options: dict | None) -> dict:
+        "The task's options: defaults filled in, unknown names and wrongly typed values refused."
+        options = dict(options or {})
+        name = getattr(cls, "name", cls.__name__)
+        bad = sorted(set(options) - set(cls.OPTIONS))
+        if bad:
+            valid = ", ".join(cls.OPTIONS) or "none"
+            raise ValueError(f"options {bad} are not settings of this task ({cls.__name__}); valid options: {valid}")
+        return {k: _typed(name, k, options.get(k, d), d) for k, d in cls.OPTIONS.items()}
+
+    def build_optimizer(self, model: nn.Module, total_steps: int):
+        "Optimiser and per-step scheduler (default: the run config's recipe, see `build_optimizer`)."
+        return build_optimizer(self.cfg, model, total_steps)
+
+    def report(self, model: nn.Module, run_dir: Path) -> list:
+        "Figures that show a finished run (drawn by `show_run` in the executed training notebook)."
+        return []
 
     @property
     def metric(self) -> str: return TASKS[self.cfg.task]["metric"]
@@ -445,6 +529,9 @@ class TopDownTask(Task):
         n = len(kps)
         r = mpii_pckh(kps[..., :2], gt["pos_gt_src"][..., :n], gt["jnt_missing"][..., :n], gt["headboxes_src"][..., :n])
         return {("PCKh" if k == "Mean" else f"PCKh_{k}"): v for k, v in r.items()}
+
+    def report(self, model, run_dir):
+        return [show_predictions(run_dir)]
 
     def sample_images(self, model, dataset, device, n: int = 4):
         "Crops of the first `n` validation samples with predicted (left) and ground-truth (right) skeletons."
@@ -674,8 +761,8 @@ class ClassificationTask(Task):
         return {"top1": 100 * correct1 / max(n, 1), "top5": 100 * correct5 / max(n, 1)}, {}
 
 
-TASK_CLASSES = {"topdown": TopDownTask, "hourglass": HourglassTask, "bottomup": BottomUpTask,
-                "classification": ClassificationTask}
+TASK_CLASSES.update({"topdown": TopDownTask, "hourglass": HourglassTask, "bottomup": BottomUpTask,
+                     "classification": ClassificationTask})
 
 # %% ../nbs/16_training.ipynb #f8ab5081
 def build_optimizer(cfg: RunConfig, model: nn.Module, total_steps: int):
@@ -841,7 +928,7 @@ def train(cfg: RunConfig, model: nn.Module | None = None) -> dict:
     """Train (and validate) as `cfg` says; returns the metrics dict also written to `run_dir/metrics.json`.
     `model` replaces the registry model (the caller keeps the reference)."""
     cfg.validate()
-    task = TASK_CLASSES[cfg.task](cfg)
+    task = get_task(cfg.task)[1](cfg)
     task.check_data()                                        # fail before anything heavy
     device = resolve_device(cfg)
     rank, world, local_rank = init_distributed(device.type)
@@ -861,7 +948,7 @@ def train(cfg: RunConfig, model: nn.Module | None = None) -> dict:
     if cfg.channels_last: model.to(memory_format=torch.channels_last)
     steps_per_epoch = ResumableBatchSampler(len(train_ds), cfg.batch_size, 0, limit=cfg.limit_batches).num_batches
     total = steps_per_epoch * cfg.epochs
-    opt, sched = build_optimizer(cfg, model, total)
+    opt, sched = task.build_optimizer(model, total)
     adt = amp_dtype(cfg, device)
     scaler = torch.amp.GradScaler("cuda") if adt == torch.float16 else None
     epoch, step, batch0, best, metrics = 0, 0, 0, None, None
@@ -897,6 +984,7 @@ def train(cfg: RunConfig, model: nn.Module | None = None) -> dict:
                 t0 = time.perf_counter(); data_time = t0 - t_data
                 if cfg.channels_last and "image" in batch:
                     batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
+                task.step, task.epoch = step, epoch
                 with _autocast(device, adt):
                     loss = task.loss(model, batch, device)
                 finite = torch.isfinite(loss.detach()).to(torch.float32).reshape(1)
@@ -939,7 +1027,7 @@ def train(cfg: RunConfig, model: nn.Module | None = None) -> dict:
                     history["val"].append({"epoch": epoch, "step": step, **metrics})
                     log.scalars({f"val/{k}": v for k, v in metrics.items()}, step)
                     key = task.metric
-                    if best is None or metrics[key] > best[key]:
+                    if best is None or (metrics[key] < best[key] if task.metric_mode == "min" else metrics[key] > best[key]):
                         best = {"epoch": epoch, "step": step, **metrics}
                         save_checkpoint(run_dir / "best.pt", _state(model, opt, sched, scaler, epoch, step, 0, cfg,
                                                                     history, best, metrics))
@@ -987,7 +1075,7 @@ def _run_model(run_dir, which: str = "best", device: str = "cpu") -> tuple[RunCo
     if not p.is_file(): p = run_dir / "last.pt"
     st = load_run_checkpoint(p)
     cfg = RunConfig.from_dict(st["config"], resume=False)
-    task = TASK_CLASSES[cfg.task](cfg)
+    task = get_task(cfg.task)[1](cfg)
     task.check_data()
     model = task.build_model(); model.load_state_dict(st["model"]); model.to(device).eval()
     return cfg, task, model
@@ -1006,6 +1094,12 @@ def show_predictions(run_dir, n: int = 6, which: str = "best", device: str = "cp
         pair = task.sample_images(model, torch.utils.data.Subset(val, [i]), device, n=1)
         tiles.append(pair)
     return image_grid(tiles, ncols=ncols, titles=["prediction | ground truth"] * len(tiles), dpi=72)
+
+
+def show_run(run_dir, which: str = "best", device: str = "cpu") -> list:
+    "The figures of a finished run, whatever its task: `Task.report` (top-down and hourglass: predicted vs GT skeletons)."
+    cfg, task, model = _run_model(run_dir, which, device)
+    return [f for f in task.report(model, Path(run_dir)) if f is not None]
 
 
 def evaluate_run(run_dir, which: str = "best", device: str = "cpu", flip_test: bool | None = None,

@@ -27,7 +27,7 @@ def weights(path) -> dict:
 
 
 def test_bad_parameters_fail_fast_with_choices(tmp_path):
-    with pytest.raises(ValueError, match="valid choices: topdown, hourglass, bottomup, classification"):
+    with pytest.raises(ValueError, match="valid choices: bottomup, classification, gan3d, hourglass, lift3d, stitched, topdown, weak3d"):
         RunConfig(task="pose")
     with pytest.raises(ValueError, match="synthetic, coco, mpii"):
         RunConfig(dataset="h36m")
