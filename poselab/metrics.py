@@ -38,10 +38,10 @@ def _warn(msg: str):
 
 
 def _np(x, dtype=np.float64) -> np.ndarray:
-    "numpy copy of a numpy array or (detached, CPU) torch tensor; torch's half and bfloat16 go through float32/64."
+    "numpy view of a numpy array or (detached, CPU) torch tensor; torch's float16 and bfloat16 go through float32."
     if hasattr(x, "detach"):
         x = x.detach().cpu()
-        if x.is_floating_point(): x = x.float() if dtype == np.float32 else x.double()
+        if str(x.dtype) in ("torch.float16", "torch.bfloat16"): x = x.float()      # bfloat16 has no numpy twin
         x = x.numpy()
     return np.asarray(x, dtype=dtype)
 
@@ -289,9 +289,9 @@ def _pck_summary(hits, valid) -> dict:
 
 
 def _average_mode(average) -> str | None:
-    if average is False or average is None: return None
-    if average is True or average == "joint": return "mean"
-    if average == "pooled": return "pooled"
+    "Key of `_pck_summary` for `average`: None (per joint), 'mean' (True / 'joint') or 'pooled'."
+    if not isinstance(average, str): return "mean" if average else None
+    if average in ("joint", "pooled"): return "mean" if average == "joint" else "pooled"
     raise ValueError(f"average={average!r}: use False (per joint), True / 'joint' (mean of per-joint PCK) or 'pooled'")
 
 
@@ -328,10 +328,10 @@ def pck(pred, gt, vis=None, norm=None, thr: float = 0.2, average: bool | str = F
     mode = _average_mode(average)
     err, valid, left_out = _normalised_errors(pred, gt, vis, norm, "pck", mask)
     s = _pck_summary(_pck_counts(err, valid, [thr], strict), valid)
+    if mode is None and not full: return s["per_joint"][0]
+    if not s["valid"]: _warn("pck: no visible joint in a sample with a usable normaliser; the PCK is NaN")
     if full: return dict(per_joint=s["per_joint"][0], mean=float(s["mean"][0]), pooled=float(s["pooled"][0]),
                          joints=s["joints"], valid=s["valid"], left_out=left_out)
-    if mode is None: return s["per_joint"][0]
-    if not s["valid"]: _warn("pck: no visible joint in a sample with a usable normaliser; the PCK is NaN")
     return float(s[mode][0])
 
 
@@ -381,7 +381,7 @@ def heatmap_pck(pred_heatmaps, gt_heatmaps, mask=None, thr: float = 0.5, norm=No
       a given `mask` [N,K] is used as is (mmpose).
     Returns `pck(..., full=True)`'s dict: `per_joint` [K] (NaN for a joint with no valid sample), `mean` (the mean over
     joints with a valid sample; NaN where the official code prints 0), `joints` (its `cnt`), `pooled`, `valid`, `left_out`."""
-    ph, gh = _np(pred_heatmaps, np.float32), _np(gt_heatmaps, np.float32)
+    ph, gh = _np(pred_heatmaps, None), _np(gt_heatmaps, None)
     if ph.ndim != 4 or ph.shape != gh.shape or 0 in ph.shape[:2]:
         raise ValueError(f"heatmap_pck: pred {ph.shape} and gt {gh.shape} heatmaps must have the same non-empty [N,K,H,W] shape")
     N, K, H, W = ph.shape
