@@ -9,6 +9,7 @@ import contextlib
 import io
 import json
 import os
+import sys
 import tempfile
 import warnings
 from collections import OrderedDict
@@ -34,7 +35,10 @@ class MetricWarning(UserWarning):
 
 
 def _warn(msg: str):
-    warnings.warn(msg, MetricWarning, stacklevel=3)
+    "Warn with a `MetricWarning` pointing at the first caller outside this file."
+    f, level = sys._getframe(1), 2
+    while f is not None and f.f_code.co_filename == _warn.__code__.co_filename: f, level = f.f_back, level + 1
+    warnings.warn(msg, MetricWarning, stacklevel=level)
 
 
 def _np(x, dtype=np.float64) -> np.ndarray:
