@@ -1248,8 +1248,10 @@ def train(cfg: RunConfig, model: nn.Module | None = None) -> dict:
                         if img is not None: log.image("val/predictions", img, step)
                     if cfg.progress:
                         over = f" over {val_info['images']} images" if val_info.get("images") is not None else ""
+                        err = metrics.get("joint_err_pct")
                         print(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
-                                                             if k in (key, "AP50", "top5", "PCKh@0.1", "joint_err_pct"))
+                                                             if k in (key, "AP50", "top5", "PCK@0.1", "PCKh@0.1"))
+                              + (f", median joint error {err:.1f}% of the crop height" if err is not None else "")
                               + over, flush=True)
                 if world > 1: dist.barrier()
             if main: save_last(epoch, 0)
@@ -1326,17 +1328,17 @@ def run_summary(result: dict) -> str:
     metrics with the number of images they cover (and the skipped ones), and the checkpoint sizes."""
     m, wall = result.get("final") or {}, result.get("wall_s") or 0.0
     ips = result.get("train_images_per_s")
-    lines = [f"run {result['run_dir']}: {result['steps']} steps, {result['epochs_done']} epochs in {wall / 60:.1f} min "
-             f"wall, {ips:.1f} training images/s" if ips else f"run {result['run_dir']}: {result['steps']} steps",
+    lines = [f"run {result['run_dir']}: {result['steps']} steps, {result.get('epochs_done', '?')} epochs in "
+             f"{wall / 60:.1f} min wall" + (f", {ips:.1f} training images/s" if ips else ""),
              f"machine: {result.get('machine', '?')}"]
     if m:
-        shown = [k for k in ("AP", "AP50", "AP75", "PCK@0.1", "PCKh", "PCKh@0.1", "top1", "top5", "MPJPE") if k in m]
-        shown += [k for k in m if k not in shown and k != "joint_err_pct" and len(shown) < 6]
+        shown = [k for k in ("AP", "AP50", "AP75", "AR", "PCK@0.1", "PCKh", "PCKh@0.1", "top1", "top5") if k in m]
+        shown = shown or [k for k in m if k != "joint_err_pct"][:6]
         over = result.get("val_images") or result.get("val_samples")
-        what = f"{over} {'images' if result.get('val_images') else 'samples'}" if over else "validation"
+        what = f" ({over} {'images' if result.get('val_images') else 'samples'})" if over else ""
         text = ", ".join(f"{k} {m[k]:.4f}" for k in shown)
         if "joint_err_pct" in m: text += f", median joint error {m['joint_err_pct']:.1f}% of the crop height"
-        lines.append(f"validation ({what}): {text}")
+        lines.append(f"validation{what}: {text}")
     if result.get("skipped_images"):
         lines.append(f"skipped validation images ({len(result['skipped_images'])}): {', '.join(result['skipped_images'][:5])}")
     if result.get("train_skipped_samples"):

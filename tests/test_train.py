@@ -171,20 +171,26 @@ def test_no_run_folder_before_the_data_is_readable(data_root, tmp_path, monkeypa
     assert not (tmp_path / "x").exists()
 
 
+@pytest.fixture(scope="module")
+def tiny_run(data_root, tmp_path_factory) -> Path:
+    "One finished tiny run (1 epoch, 3 steps) that tests copy and damage."
+    out = tmp_path_factory.mktemp("tiny_run")
+    train(tiny(data_root, out, run_name="run", epochs=1))
+    return out / "run"
+
+
 def _truncated(p: Path) -> Path:
     b = p.read_bytes(); p.write_bytes(b[:len(b) // 3]); return p
 
 
 @pytest.mark.parametrize("fault", ["empty", "truncated", "foreign"])
-def test_checkpoint_faults_raise_checkpoint_error_everywhere(data_root, tmp_path, fault):
+def test_checkpoint_faults_raise_checkpoint_error_everywhere(data_root, tmp_path, tiny_run, fault):
     "Every loader (resume, evaluation, official .pth, .safetensors) names the file and the fault."
     from safetensors.torch import save_file
     from poselab.evaluate import load_pose_model
     from poselab.models.core import CheckpointError, create_model, load_checkpoint
     from poselab.train import evaluate_run
-    src = tmp_path / "src"
-    train(tiny(data_root, src, run_name="run", epochs=1))
-    st = load_run_checkpoint(src / "run/last.pt")
+    st = load_run_checkpoint(tiny_run / "last.pt")
     net = create_model("pose_resnet_18", num_joints=17, deconv_filters=(128, 128, 128))
     save_file({k: v.contiguous() for k, v in st["model"].items()}, str(tmp_path / "w.safetensors"))
     torch.save(st["model"], tmp_path / "w.pth")
@@ -196,7 +202,7 @@ def test_checkpoint_faults_raise_checkpoint_error_everywhere(data_root, tmp_path
         return p
     want = {"empty": "empty", "truncated": "truncated", "foreign": "another format"}[fault]
     import shutil
-    run = tmp_path / "out/run"; shutil.copytree(src / "run", run)
+    run = tmp_path / "out/run"; shutil.copytree(tiny_run, run)
     damage(run / "last.pt"); damage(run / "best.pt")
     with pytest.raises(CheckpointError, match=rf"(?s)last\.pt.*{want}"):                       # resume
         train(tiny(data_root, tmp_path / "out", run_name="run", epochs=2, resume=True))
@@ -210,10 +216,10 @@ def test_checkpoint_faults_raise_checkpoint_error_everywhere(data_root, tmp_path
         load_checkpoint(net, damage(tmp_path / "w.safetensors"))
 
 
-def test_resume_from_best_pt_is_refused(data_root, tmp_path):
+def test_resume_from_best_pt_is_refused(data_root, tmp_path, tiny_run):
     import shutil
     from poselab.models.core import CheckpointError
-    train(tiny(data_root, tmp_path, run_name="b", epochs=1))
+    shutil.copytree(tiny_run, tmp_path / "b")
     shutil.copy(tmp_path / "b/best.pt", tmp_path / "b/last.pt")
     with pytest.raises(CheckpointError, match="weights-only best.pt"):
         train(tiny(data_root, tmp_path, run_name="b", epochs=2, resume=True))
