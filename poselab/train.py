@@ -1122,8 +1122,8 @@ def train(cfg: RunConfig, model: nn.Module | None = None) -> dict:
         if found and cfg.overwrite and not cfg.resume:
             for n in RUN_FILES: (run_dir / n).unlink(missing_ok=True)
             shutil.rmtree(run_dir / "logs", ignore_errors=True)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        cfg.to_yaml(run_dir / "config.yaml")
+        run_dir.mkdir(parents=True, exist_ok=True)        # config.yaml never carries overwrite=True into a rerun
+        atomic_write(run_dir / "config.yaml", yaml.safe_dump({**cfg.to_dict(), "overwrite": False}, sort_keys=False))
         for split, files in missing.items():
             if files: warnings.warn(f"{len(files)} {split} image files are missing and their samples are skipped: "
                                     f"{', '.join(files[:5])}{', …' if len(files) > 5 else ''}", stacklevel=2)
