@@ -274,8 +274,8 @@ class RunConfig:
         for k in ("sigma", "lr", "optimizer", "weight_decay", "lr_steps", "epochs", "batch_size"):
             if getattr(self, k) is None: setattr(self, k, rec[k])
         for k, kind in (("sigma", float), ("lr", float), ("weight_decay", float), ("epochs", int), ("batch_size", int),
-                        ("workers", int), ("optimizer", str)):
-            setattr(self, k, _typed_value(k, getattr(self, k), kind, False))
+                        ("workers", int), ("optimizer", str)):          # recipe values too (tasks without heatmaps: sigma None)
+            setattr(self, k, _typed_value(k, getattr(self, k), kind, k == "sigma"))
         if isinstance(self.lr_steps, str):
             try: self.lr_steps = yaml.safe_load(self.lr_steps)
             except yaml.YAMLError: pass

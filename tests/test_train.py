@@ -137,22 +137,33 @@ def test_papermill_train_notebook(data_root, tmp_path, task, extra):
 
 # ---- runs are never lost -------------------------------------------------------------------------------------------
 
-def test_existing_run_is_refused_then_resumed_or_overwritten(data_root, tmp_path):
+@pytest.fixture(scope="module")
+def tiny_run(data_root, tmp_path_factory) -> Path:
+    "One finished tiny run (1 epoch, 3 steps) that tests copy and damage."
+    out = tmp_path_factory.mktemp("tiny_run")
+    train(tiny(data_root, out, run_name="run", epochs=1))
+    return out / "run"
+
+
+
+def test_existing_run_is_refused_then_resumed_or_overwritten(data_root, tmp_path, tiny_run):
+    import shutil
     from poselab.train import RunExistsError
-    train(tiny(data_root, tmp_path, run_name="r", epochs=1))
-    before = {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir() if p.is_file()}
+    shutil.copytree(tiny_run, tmp_path / "run")                                   # a finished 1-epoch run
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
     with pytest.raises(RunExistsError, match=r"(?s)already holds a run.*resume=True.*another output_dir.*overwrite=True"):
-        train(tiny(data_root, tmp_path, run_name="r", epochs=2))
-    assert {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir() if p.is_file()} == before   # nothing touched
-    assert train(tiny(data_root, tmp_path, run_name="r", epochs=2, resume=True))["steps"] == 6
-    assert train(tiny(data_root, tmp_path, run_name="r", epochs=1, overwrite=True))["steps"] == 3
+        train(tiny(data_root, tmp_path, run_name="run", epochs=2))
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()} == before   # nothing touched
+    assert train(tiny(data_root, tmp_path, run_name="run", epochs=2, resume=True))["steps"] == 6
+    assert train(tiny(data_root, tmp_path, run_name="run", epochs=1, overwrite=True))["steps"] == 3
+    assert "overwrite: false" in (tmp_path / "run/config.yaml").read_text()      # a rerun of it is refused again
 
 
-def test_orphan_temporary_files_are_removed(data_root, tmp_path):
-    run = tmp_path / "orph"
-    train(tiny(data_root, tmp_path, run_name="orph", max_steps=2))
+def test_orphan_temporary_files_are_removed(data_root, tmp_path, tiny_run):
+    import shutil
+    run = tmp_path / "run"; shutil.copytree(tiny_run, run)
     (run / ".last.pt.k1ll3d.tmp").write_bytes(b"half a checkpoint")       # a kill during a save leaves this
-    train(tiny(data_root, tmp_path, run_name="orph", resume=True))
+    train(tiny(data_root, tmp_path, run_name="run", epochs=1, resume=True))
     assert sorted(p.name for p in run.glob(".*")) == []
 
 
@@ -169,14 +180,6 @@ def test_no_run_folder_before_the_data_is_readable(data_root, tmp_path, monkeypa
     with pytest.raises(DatasetLayoutError, match=rf"person_keypoints_train.json has annotation id {a['id']} .*48 keypoint values"):
         train(tiny(world, tmp_path, run_name="x"))
     assert not (tmp_path / "x").exists()
-
-
-@pytest.fixture(scope="module")
-def tiny_run(data_root, tmp_path_factory) -> Path:
-    "One finished tiny run (1 epoch, 3 steps) that tests copy and damage."
-    out = tmp_path_factory.mktemp("tiny_run")
-    train(tiny(data_root, out, run_name="run", epochs=1))
-    return out / "run"
 
 
 def _truncated(p: Path) -> Path:
