@@ -12,7 +12,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
-from tqdm.auto import tqdm
+from tqdm import tqdm
 from .skeletons import get_skeleton, convert_joints, joint_mapping
 from .geometry import world_to_camera, project_points
 from .viz import draw_skeleton
@@ -24,8 +24,8 @@ __all__ = ['SYNTHETIC_VERSION', 'SPLIT_CODES', 'FACE_JOINTS', 'BODY_PARTS', 'PAR
            'sample_pose', 'look_at', 'Camera', 'sample_scene', 'draw_capsule', 'draw_torso', 'draw_head',
            'sample_appearance', 'build_person', 'render_background', 'draw_shadow', 'draw_occluder', 'SyntheticSample',
            'joint_visibility', 'sample_rng', 'render_sample', 'colorize_labels', 'save_npz', 'write_json', 'image_id',
-           'coco_categories', 'sample_records', 'h36m_arrays', 'dataset_stats', 'settings_hash', 'build_synthetic',
-           'preview_grid', 'main']
+           'coco_categories', 'sample_records', 'h36m_arrays', 'dataset_stats', 'LineProgress', 'progress_bar',
+           'settings_hash', 'image_digest', 'build_synthetic', 'preview_grid', 'main']
 
 # %% ../nbs/04_synthetic.ipynb #6334d72a
 SYNTHETIC_VERSION = 1
@@ -478,7 +478,7 @@ def render_background(rng: np.random.Generator, cam: Camera, cfg: SyntheticConfi
         C = (-cam.R.T @ cam.t).astype(np.float32)
         u, v = (xx - np.float32(cam.c[0])) / np.float32(cam.f[0]), (yy - np.float32(cam.c[1])) / np.float32(cam.f[1])
         dx, dy, dz = (Rt[i, 0] * u + Rt[i, 1] * v + Rt[i, 2] for i in range(3))   # world ray directions
-        hit = dy < -1e-4
+        hit = (dy < -1e-4) & (C[1] > 0)                      # rays that meet the floor in front of the camera
         lam = np.where(hit, -C[1] / np.where(hit, dy, np.float32(-1)), np.float32(0))
         X, Z = C[0] + lam * dx, C[2] + lam * dz
         tile = np.float32(1 / rng.uniform(300, 1200))
@@ -487,7 +487,8 @@ def render_background(rng: np.random.Generator, cam: Camera, cfg: SyntheticConfi
         kind = rng.integers(3)
         pat = ((np.floor(X * tile) + np.floor(Z * tile)) % 2 if kind == 0 else
                np.floor(X * tile) % 2 if kind == 1 else np.zeros_like(X))[..., None]
-        haze = np.exp(lam * np.sqrt(dx * dx + dy * dy + dz * dz) * np.float32(-1 / rng.uniform(8000, 40000)))[..., None]
+        depth = np.minimum(lam * np.sqrt(dx * dx + dy * dy + dz * dz), np.float32(1e7))   # mm along the ray, >= 0
+        haze = np.exp(depth * np.float32(-1 / rng.uniform(8000, 40000)))[..., None]
         floor = bg + haze * (f1 + pat * (f2 - f1) - bg)
         bg = np.where(hit[..., None], floor, bg)
     img = np.ascontiguousarray(np.clip(bg, 0, 255).astype(np.uint8))
@@ -798,6 +799,56 @@ def dataset_stats(coco) -> dict:
             "keypoints_per_person": round(float((v > 0).sum(1).mean()) if len(v) else 0.0, 4),
             "mean_box_height": round(float(np.mean([a["bbox"][3] for a in anns])) if anns else 0.0, 2)}
 
+# %% ../nbs/04_synthetic.ipynb #5b1e0a01
+def _clock(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+class LineProgress:
+    """Progress of a long job as plain text lines, at most one every `every` seconds plus one at the end:
+    `desc: n/total unit (pct)  [info]  rate  elapsed  eta`. Unlike a redrawn bar it reads the same in a terminal, a
+    log file, papermill's `--log-output` and a saved notebook."""
+    def __init__(self, total: int, desc: str = "", unit: str = "it", every: float = 30.0, enabled: bool = True,
+                 initial: int = 0, file=None):
+        self.total, self.desc, self.unit, self.every, self.enabled = int(total), desc, unit, float(every), enabled
+        self.n = self.n0 = int(initial)
+        self.file = file
+        self.t0 = self.last = time.perf_counter()
+
+    def __enter__(self): return self
+    def __exit__(self, *exc): self.close()
+    def close(self) -> None: pass
+
+    def rate(self) -> float:
+        "Units per second since the start."
+        dt = time.perf_counter() - self.t0
+        return (self.n - self.n0) / dt if dt > 0 else 0.0
+
+    def line(self, **info) -> str:
+        "The current progress line; `info` items are shown as `key value`."
+        r = self.rate()
+        eta = _clock((self.total - self.n) / r) if r > 0 else "?"
+        pct = 100 * self.n / self.total if self.total else 100.0
+        extra = "".join(f"  {k} {v}" for k, v in info.items())
+        return (f"{self.desc}: {self.n}/{self.total} {self.unit} ({pct:.0f}%){extra}  {r:.2f} {self.unit}/s  "
+                f"elapsed {_clock(time.perf_counter() - self.t0)}  eta {eta}")
+
+    def update(self, k: int = 1, force: bool = False, **info) -> None:
+        "Advance by `k`; print a line when `every` seconds have passed, at the end, or when `force`."
+        self.n += k
+        now = time.perf_counter()
+        if self.enabled and (force or now - self.last >= self.every or self.n == self.total):
+            self.last = now
+            print(self.line(**info), file=self.file or sys.stdout, flush=True)
+
+
+def progress_bar(total: int, desc: str, unit: str = "it", enabled: bool = True, every: float = 30.0):
+    "A tqdm bar on an interactive terminal, else `LineProgress` lines (notebooks, papermill, logs, pipes)."
+    if enabled and "ipykernel" not in sys.modules and sys.stderr.isatty():
+        return tqdm(total=total, desc=desc, unit=unit)
+    return LineProgress(total, desc, unit, every, enabled)
+
 # %% ../nbs/04_synthetic.ipynb #5f21e3a2
 DEFAULT_OUT, DEFAULT_TRAIN, DEFAULT_VAL = "data/synthetic", 4000, 500
 _WORKER: dict = {}
@@ -847,7 +898,7 @@ def _run_workers(jobs: list, workers: int, init_args: tuple, bar: dict) -> list:
         if fork: cv2.setNumThreads(threads)
     out, done = [None] * len(jobs), 0
     try:
-        with tqdm(**bar) as pbar:
+        with progress_bar(**bar) as pbar:
             while done < len(jobs):
                 try: pos, rec = q.get(timeout=1.0)
                 except queue.Empty:
@@ -868,6 +919,20 @@ def settings_hash(cfg: SyntheticConfig, n_train: int, n_val: int, seed: int, cli
     key = {"version": SYNTHETIC_VERSION, "config": cfg.to_dict(), "n_train": n_train, "n_val": n_val, "seed": seed,
            "clips": [[c.name, int(len(c.h36m))] for c in clips]}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def image_digest(out_dir, splits: dict) -> dict:
+    "{split: {count, sha256}} of the image files a world lists (`images/{split}/{index:06d}.jpg`); missing ones not counted."
+    out, res = Path(out_dir), {}
+    for s, n in splits.items():
+        h, count = hashlib.sha256(), 0
+        for i in range(int(n)):
+            p = out / "images" / s / f"{i:06d}.jpg"
+            try: data = p.read_bytes()
+            except OSError: continue
+            h.update(p.name.encode()); h.update(len(data).to_bytes(8, "little")); h.update(data); count += 1
+        res[s] = {"count": count, "sha256": h.hexdigest()}
+    return res
 
 
 def _outputs(out: Path, splits) -> list[Path]:
@@ -896,16 +961,22 @@ def build_synthetic(out_dir=DEFAULT_OUT, n_train: int = DEFAULT_TRAIN, n_val: in
         try: meta = json.loads(meta_path.read_text())
         except ValueError: meta = {}
         if meta.get("settings_hash") == h and all(p.exists() for p in _outputs(out, meta.get("splits", {}))):
-            return {**meta, "cached": True}
+            found = image_digest(out, meta["splits"])
+            if found == meta.get("image_files"): return {**meta, "cached": True}
+            bad = [f"{s}: {found[s]['count']}/{n} files" + ("" if found[s] == meta.get("image_files", {}).get(s) else
+                                                             ", checksum differs") for s, n in meta["splits"].items()]
+            if progress: print(f"synthetic: {out}: image files do not match meta.json ({'; '.join(bad)}): rebuilding")
     meta_path.unlink(missing_ok=True)                  # written last: a partial run never looks complete
     for sub in ("images", "annotations", "mpii", "h36m"): shutil.rmtree(out / sub, ignore_errors=True)
     for sub in ["annotations", "mpii", "h36m"] + [f"images/{s}" for s, _ in splits]: (out / sub).mkdir(parents=True, exist_ok=True)
     jobs = [(s, i) for s, n in splits for i in range(n)]
     records = {s: [] for s, _ in splits}
-    bar = dict(total=len(jobs), disable=not progress, desc="synthetic", unit="img")
+    bar = dict(total=len(jobs), enabled=progress, desc="synthetic world", unit="img")
     if workers == 1:
         _init_worker(clips, cfg, seed, out, 0)
-        results = list(tqdm(map(_make_image, jobs), **bar))
+        results = []
+        with progress_bar(**bar) as pbar:
+            for job in jobs: results.append(_make_image(job)); pbar.update()
     else:
         results = _run_workers(jobs, workers, (clips, cfg, seed, out), bar)
     for (s, _), rec in zip(jobs, results): records[s].append(rec)
@@ -923,13 +994,23 @@ def build_synthetic(out_dir=DEFAULT_OUT, n_train: int = DEFAULT_TRAIN, n_val: in
             "config": cfg.to_dict(), "splits": {s: n for s, n in splits}, "clips": sorted({c.name for c in clips}),
             "clip_sources": sorted({str(c.source) for c in clips}), "stats": stats,
             "files": {"images": "images/{split}/{index:06d}.jpg", "coco": "annotations/person_keypoints_{split}.json",
-                      "mpii": "mpii/{split}.json", "h36m": "h36m/{split}.npz"}}
+                      "mpii": "mpii/{split}.json", "h36m": "h36m/{split}.npz"},
+            "image_files": image_digest(out, dict(splits))}
     write_json(meta_path, meta)
     return {**meta, "cached": False}
 
 # %% ../nbs/04_synthetic.ipynb #eda1e9c3
-def preview_grid(out_dir=DEFAULT_OUT, split: str = "val", n: int = 8, ncols: int = 4, path=None) -> np.ndarray:
-    "(H, W, 3) uint8 grid of the first `n` images of a generated split with their COCO skeletons; saved as PNG to `path`."
+def _caption(tile: np.ndarray, text: str, height: int = 18) -> np.ndarray:
+    "`tile` under a dark band with `text` in white."
+    band = np.full((height, tile.shape[1], 3), 24, np.uint8)
+    cv2.putText(band, text, (4, height - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (255, 255, 255), 1, cv2.LINE_AA)
+    return np.concatenate([band, tile], 0)
+
+
+def preview_grid(out_dir=DEFAULT_OUT, split: str = "val", n: int = 8, ncols: int = 4, path=None,
+                 captions: bool = True) -> np.ndarray:
+    """(H, W, 3) uint8 grid of the first `n` images of a generated split with their COCO skeletons, each captioned
+    with its image id and number of annotated people; saved as PNG to `path`."""
     out = Path(out_dir)
     ann = out / f"annotations/person_keypoints_{split}.json"
     if not ann.exists(): raise FileNotFoundError(f"{ann} not found; generate the data first with build_synthetic({str(out)!r})")
@@ -940,7 +1021,9 @@ def preview_grid(out_dir=DEFAULT_OUT, split: str = "val", n: int = 8, ncols: int
     for im in coco["images"][:n]:
         img = cv2.imread(str(out / "images" / split / im["file_name"]), cv2.IMREAD_COLOR)[..., ::-1]
         kp = np.array(people.get(im["id"], []), np.float64).reshape(-1, 17, 3)
-        tiles.append(draw_skeleton(img, kp, "coco", radius=2, thickness=1) if len(kp) else img)
+        tile = draw_skeleton(img, kp, "coco", radius=2, thickness=1) if len(kp) else np.ascontiguousarray(img)
+        if captions: tile = _caption(tile, f"image {im['id']}: {len(kp)} {'person' if len(kp) == 1 else 'people'}")
+        tiles.append(tile)
     if not tiles: raise ValueError(f"{ann} has no images")
     ncols = max(1, min(ncols, len(tiles)))
     tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % ncols)

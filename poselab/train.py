@@ -12,11 +12,14 @@ import importlib
 import json
 import math
 import os
+import platform
 import random
+import re
 import shutil
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -29,7 +32,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 import yaml
 from torch.utils.data import DataLoader, Dataset, Sampler
-from tqdm import tqdm
 
 from .codecs import fuse_flip, get_final_preds, multi_stage_outputs
 from .data.formats import DatasetLayoutError, load_dataset, read_coco, read_mpii_json
@@ -39,20 +41,22 @@ from .geometry import affine_transform_points
 from .grouping import group_keypoints, rescore_with_boxes
 from .losses import BottomUpLoss, IntermediateSupervisionLoss, JointsMSELoss
 from .metrics import atomic_write, coco_keypoint_eval, coco_results, load_mpii_gt_valid, mpii_pckh, pck
-from .models.core import create_model, list_models
+from .models.core import CheckpointError, create_model, list_models, read_checkpoint_file
 from .skeletons import get_skeleton
-from .synthetic import build_synthetic
+from .synthetic import LineProgress, build_synthetic
 from .viz import draw_skeleton, image_grid
 
 # %% auto #0
 __all__ = ['TASKS', 'TASK_MODULES', 'TASK_CLASSES', 'OPTIMIZERS', 'LR_SCHEDULES', 'CODECS', 'AMP_MODES', 'LOGGERS',
-           'DATA_SOURCES', 'register_task', 'task_names', 'get_task', 'RunConfig', 'sample_seed',
-           'ResumableBatchSampler', 'SeededDataset', 'missing_data', 'valid_crops', 'Task', 'codec_post_process',
-           'predict_topdown', 'TopDownTask', 'HourglassTask', 'BottomUpTask', 'synthetic_class_folders',
-           'ImageFolderDataset', 'ClassificationTask', 'build_optimizer', 'resolve_device', 'amp_dtype', 'rng_state',
-           'set_rng_state', 'save_checkpoint', 'load_run_checkpoint', 'RunLogger', 'init_distributed',
-           'NonFiniteLossError', 'seed_everything', 'train', 'plot_history', 'show_predictions', 'show_run',
-           'evaluate_run', 'main']
+           'DATA_SOURCES', 'RUN_FILES', 'register_task', 'task_names', 'get_task', 'ConfigError', 'RunConfig',
+           'sample_seed', 'ResumableBatchSampler', 'SeededDataset', 'missing_data', 'valid_crops',
+           'mark_missing_images', 'Task', 'codec_post_process', 'predict_topdown', 'unique_samples', 'joint_error_pct',
+           'TopDownTask', 'HourglassTask', 'BottomUpTask', 'synthetic_class_folders', 'ImageFolderDataset',
+           'ClassificationTask', 'build_optimizer', 'resolve_device', 'amp_dtype', 'rng_state', 'set_rng_state',
+           'clean_orphans', 'save_checkpoint', 'load_run_checkpoint', 'RunLogger', 'init_distributed',
+           'NonFiniteLossError', 'weights_bytes', 'machine_description', 'RunExistsError', 'check_run_dir',
+           'seed_everything', 'train', 'plot_history', 'show_predictions', 'run_summary', 'show_run', 'evaluate_run',
+           'config_from_args', 'main']
 
 # %% ../nbs/16_training.ipynb #c32aca3f
 TASKS: dict[str, dict] = {
@@ -113,22 +117,81 @@ DATA_SOURCES = {
 }
 
 # %% ../nbs/16_training.ipynb #4b2e220d
+class ConfigError(ValueError):
+    "A run setting that is wrong (type, range, choice) or cannot be honoured here (e.g. an unavailable device)."
+
+
 def _choices(name: str, value, valid) -> None:
     if value not in valid:
-        raise ValueError(f"{name}={value!r} is not valid; valid choices: {', '.join(map(str, valid))}")
+        raise ConfigError(f"{name}={value!r} is not valid; valid choices: {', '.join(map(str, valid))}")
 
 
 def _pair(v, name: str) -> tuple[int, int]:
     if isinstance(v, str):                                   # "96,128", "[96, 128]", "96x128", "64"
         v = [x for x in v.strip("[]() ").replace("x", ",").replace(" ", ",").split(",") if x]
         if len(v) == 1: v = v * 2
-    if isinstance(v, (int, float)): v = (v, v)
+    if isinstance(v, (int, float)) and not isinstance(v, bool): v = (v, v)
     try:
-        w, h = (int(x) for x in v)
+        w, h = v
+        if any(isinstance(x, bool) or float(x) != int(float(x)) for x in (w, h)): raise ValueError
+        w, h = int(float(w)), int(float(h))
     except (TypeError, ValueError):
-        raise ValueError(f"{name}={v!r} must be (width, height), 'WxH' or one int") from None
-    if w <= 0 or h <= 0: raise ValueError(f"{name}={v!r} must be positive")
+        raise ConfigError(f"{name}={v!r} must be (width, height) in whole pixels, 'WxH' or one int") from None
+    if w <= 0 or h <= 0: raise ConfigError(f"{name}={v!r} must be positive")
     return w, h
+
+
+# YAML 1.1 (PyYAML) reads `1e-3` as a string; a number field accepts such a literal
+_FLOAT_LITERAL = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+_KINDS = {"str": str, "int": int, "float": float, "bool": bool, "dict": dict}
+
+
+def _typed_value(name: str, value, kind: type, optional: bool):
+    "`value` of setting `name` checked (and normalised) as `kind`; ConfigError naming the setting otherwise."
+    if value is None:
+        if optional: return None
+        raise ConfigError(f"{name}=None is not valid: give a value")
+    if kind is bool:
+        if isinstance(value, (bool, np.bool_)): return bool(value)
+        raise ConfigError(f"{name}={value!r} must be true or false")
+    if kind is dict:
+        if isinstance(value, str):
+            try: value = yaml.safe_load(value)
+            except yaml.YAMLError as e:
+                raise ConfigError(f"{name}={value!r} is not valid YAML ({' '.join(str(e).split())})") from None
+            value = {} if value is None else value
+        if isinstance(value, dict): return dict(value)
+        raise ConfigError(f"{name}={value!r} must be a mapping (a dict, or YAML text such as '{{key: value}}')")
+    if kind is str:
+        if isinstance(value, str): return value
+        raise ConfigError(f"{name}={value!r} must be a string")
+    if kind is float and isinstance(value, str) and _FLOAT_LITERAL.match(value.strip()): value = float(value)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ConfigError(f"{name}={value!r} must be " + ("a whole number" if kind is int else "a number"))
+    if not math.isfinite(value): raise ConfigError(f"{name}={value!r} must be a finite number")
+    if kind is int:
+        if float(value) != int(value): raise ConfigError(f"{name}={value!r} must be a whole number, not a fraction")
+        return int(value)
+    return float(value)
+
+
+# (low, high, low is exclusive) of numeric settings; None: unbounded
+_RANGES = {"epochs": (1, None, False), "batch_size": (1, None, False), "val_every": (1, None, False),
+           "warmup_steps": (0, None, False), "workers": (0, None, False), "seed": (0, None, False),
+           "limit_batches": (1, None, False), "limit_val": (1, None, False), "max_steps": (1, None, False),
+           "ckpt_every": (1, None, False), "train_subset": (1, None, False), "synthetic_train": (1, None, False),
+           "synthetic_val": (1, None, False), "sigma": (0, None, False), "lr": (0, None, True),
+           "weight_decay": (0, None, False), "momentum": (0, 1, False), "lr_factor": (0, 1, True),
+           "grad_clip": (0, None, True)}
+
+
+def _in_range(name: str, v) -> None:
+    if v is None or name not in _RANGES: return
+    lo, hi, open_lo = _RANGES[name]
+    if (v <= lo if open_lo else v < lo) or (hi is not None and v > hi):
+        rng = f"> {lo}" if hi is None and open_lo else f">= {lo}" if hi is None else \
+              f"in ({lo}, {hi}]" if open_lo else f"in [{lo}, {hi}]"
+        raise ConfigError(f"{name}={v!r} must be {rng}")
 
 
 @dataclass
@@ -164,6 +227,7 @@ class RunConfig:
     output_dir: str = "outputs"
     run_name: str | None = None           # default: "{task}_{dataset}"
     resume: bool = False                  # continue from run_dir/last.pt when it exists
+    overwrite: bool = False               # start over in a run_dir that holds a run (its files are deleted)
     seed: int = 0
     limit_batches: int | None = None      # training batches per epoch
     limit_val: int | None = None          # validation samples
@@ -182,33 +246,41 @@ class RunConfig:
     def __post_init__(self): self.validate()
 
     def validate(self) -> "RunConfig":
-        "Fill recipe defaults and check every value; the error lists the valid choices."
+        """Check every value by type and range (the error names the setting), fill recipe defaults; the error of a
+        choice lists the valid ones."""
+        for f in dataclasses.fields(self):
+            kind = _KINDS.get(str(f.type).split("|")[0].strip())
+            if kind is not None:
+                setattr(self, f.name, _typed_value(f.name, getattr(self, f.name), kind, "None" in str(f.type)))
         rec, task_cls = get_task(self.task)
         _choices(f"dataset (task {self.task!r})", self.dataset, rec["datasets"])
         if self.model is None: self.model = rec["model"]
         if self.model_kwargs is None: self.model_kwargs = dict(rec["model_kwargs"]) if self.model == rec["model"] else {}
-        if isinstance(self.model_kwargs, str): self.model_kwargs = yaml.safe_load(self.model_kwargs) or {}
         if self.augment is None: self.augment = dict(rec.get("augment", {}))
-        if isinstance(self.augment, str): self.augment = yaml.safe_load(self.augment) or {}
         if self.task in ("topdown", "hourglass"):
             import inspect
             ok = [p for p in inspect.signature(TopDownDataset).parameters if p.endswith(("_factor", "_prob", "half_body"))]
             bad = sorted(set(self.augment) - set(ok))
-            if bad: raise ValueError(f"augment keys {bad} are not valid; valid choices: {', '.join(ok)}")
-        if isinstance(self.options, str): self.options = yaml.safe_load(self.options) or {}
+            if bad: raise ConfigError(f"augment keys {bad} are not valid; valid choices: {', '.join(ok)}")
         self.options = task_cls.check_options(self.options) if task_cls else dict(self.options or {})
         _choices("model", self.model, list_models())
         size = rec.get("input_size") if self.input_size is None else self.input_size
         self.input_size = None if size is None else list(_pair(size, "input_size"))
         stride = rec.get("input_stride", 32)
         if stride and self.input_size is not None and any(v % stride for v in self.input_size):
-            raise ValueError(f"input_size={self.input_size} must be multiples of {stride} for the {self.task} networks "
-                             f"(they downsample {stride}x), e.g. {[stride * max(1, round(v / stride)) for v in self.input_size]}")
+            raise ConfigError(f"input_size={self.input_size} must be multiples of {stride} for the {self.task} networks "
+                              f"(they downsample {stride}x), e.g. {[stride * max(1, round(v / stride)) for v in self.input_size]}")
         if self.workers is None: self.workers = rec.get("workers", 2)
         for k in ("sigma", "lr", "optimizer", "weight_decay", "lr_steps", "epochs", "batch_size"):
             if getattr(self, k) is None: setattr(self, k, rec[k])
-        if isinstance(self.lr_steps, str): self.lr_steps = yaml.safe_load(self.lr_steps)
-        self.lr_steps = [float(s) for s in self.lr_steps]
+        for k, kind in (("sigma", float), ("lr", float), ("weight_decay", float), ("epochs", int), ("batch_size", int),
+                        ("workers", int), ("optimizer", str)):          # recipe values too (tasks without heatmaps: sigma None)
+            setattr(self, k, _typed_value(k, getattr(self, k), kind, k == "sigma"))
+        if isinstance(self.lr_steps, str):
+            try: self.lr_steps = yaml.safe_load(self.lr_steps)
+            except yaml.YAMLError: pass
+        steps = self.lr_steps if isinstance(self.lr_steps, (list, tuple)) else [self.lr_steps]
+        self.lr_steps = [_typed_value("lr_steps", v, float, False) for v in steps]
         _choices("optimizer", self.optimizer, OPTIMIZERS)
         if self.lr_schedule is None: self.lr_schedule = rec.get("lr_schedule", "step")
         _choices("lr_schedule", self.lr_schedule, LR_SCHEDULES)
@@ -216,18 +288,13 @@ class RunConfig:
         _choices("codec", self.codec, CODECS)
         _choices("amp", self.amp, AMP_MODES)
         _choices("logger", self.logger, LOGGERS)
-        if not (self.device in ("auto", "cpu", "cuda") or str(self.device).startswith("cuda:")):
-            raise ValueError(f"device={self.device!r} is not valid; valid choices: auto, cpu, cuda, cuda:N")
-        for k in ("epochs", "batch_size", "val_every"):
-            if int(getattr(self, k)) < 1: raise ValueError(f"{k}={getattr(self, k)!r} must be >= 1")
-        for k in ("limit_batches", "limit_val", "max_steps", "ckpt_every", "train_subset"):
-            v = getattr(self, k)
-            if v is not None and int(v) < 1: raise ValueError(f"{k}={v!r} must be >= 1 or None")
-        if self.workers < 0: raise ValueError(f"workers={self.workers!r} must be >= 0")
-        if not self.lr > 0: raise ValueError(f"lr={self.lr!r} must be > 0")
-        if not all(0 < s <= 1 for s in self.lr_steps): raise ValueError(f"lr_steps={self.lr_steps} must be fractions in (0, 1]")
-        if self.grad_clip is not None and not self.grad_clip > 0: raise ValueError(f"grad_clip={self.grad_clip!r} must be > 0")
+        if not (self.device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", self.device)):
+            raise ConfigError(f"device={self.device!r} is not valid; valid choices: auto, cpu, cuda, cuda:N")
+        for f in dataclasses.fields(self): _in_range(f.name, getattr(self, f.name))
+        if not all(0 < s <= 1 for s in self.lr_steps): raise ConfigError(f"lr_steps={self.lr_steps} must be fractions in (0, 1]")
         if self.run_name is None: self.run_name = f"{self.task}_{self.dataset}"
+        if not self.run_name or Path(self.run_name).name != self.run_name:
+            raise ConfigError(f"run_name={self.run_name!r} must be a plain folder name (no '/')")
         return self
 
     @property
@@ -250,7 +317,7 @@ class RunConfig:
             if isinstance(opts, str): opts = yaml.safe_load(opts) or {}
             d["options"] = {**opts, **moved}
         bad = sorted(set(d) - set(names))
-        if bad: raise ValueError(f"unknown RunConfig settings {bad}; valid settings: {', '.join(names)}")
+        if bad: raise ConfigError(f"unknown RunConfig settings {bad}; valid settings: {', '.join(names)}")
         return cls(**d)
 
     @classmethod
@@ -258,7 +325,10 @@ class RunConfig:
         "Read a YAML file written by `to_yaml` (or by hand), then apply `overrides`."
         p = Path(path)
         if not p.is_file(): raise FileNotFoundError(f"config file {p} not found")
-        return cls.from_dict(yaml.safe_load(p.read_text()) or {}, **overrides)
+        try: d = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e: raise ConfigError(f"config file {p} is not valid YAML ({' '.join(str(e).split())})") from None
+        if not isinstance(d, dict): raise ConfigError(f"config file {p} must hold a mapping of settings, not a {type(d).__name__}")
+        return cls.from_dict(d, **overrides)
 
     def to_yaml(self, path=None) -> str:
         "YAML text of the settings; also written (atomically) to `path` when given."
@@ -277,12 +347,12 @@ class ResumableBatchSampler(Sampler):
     def __init__(self, n: int, batch_size: int, epoch: int, seed: int = 0, rank: int = 0, world_size: int = 1,
                  start: int = 0, limit: int | None = None, shuffle: bool = True):
         if batch_size % world_size:
-            raise ValueError(f"batch_size={batch_size} must be divisible by the number of processes ({world_size})")
+            raise ConfigError(f"batch_size={batch_size} must be divisible by the number of processes ({world_size})")
         self.n, self.batch_size, self.epoch, self.seed = n, batch_size, epoch, seed
         self.rank, self.world_size, self.start, self.shuffle = rank, world_size, start, shuffle
         self.num_batches = n // batch_size if limit is None else min(n // batch_size, limit)
         if self.num_batches == 0:
-            raise ValueError(f"{n} training samples do not fill one batch of {batch_size}; lower batch_size")
+            raise ConfigError(f"{n} training samples do not fill one batch of {batch_size}; lower batch_size")
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         "Move to another epoch (and batch); a persistent loader picks it up at its next iteration."
@@ -300,14 +370,19 @@ class ResumableBatchSampler(Sampler):
 
 
 class SeededDataset(Dataset):
-    "Wraps a dataset with a `reseed(seed)` method: item `(index, seed)` reseeds it, then returns `dataset[index]`."
+    """Wraps a dataset with a `reseed(seed)` method: item `(index, seed)` reseeds it, then returns `dataset[index]`.
+    A dict sample of a dataset that skips corrupt images (`skipped` counter) gets `_skipped`: 1 when it was answered
+    by another index (so the count reaches the training loop from loader processes too)."""
     def __init__(self, dataset: Dataset): self.dataset = dataset
     def __len__(self) -> int: return len(self.dataset)
 
     def __getitem__(self, key):
         idx, seed = key
         if hasattr(self.dataset, "reseed"): self.dataset.reseed(seed)
-        return self.dataset[idx]
+        before = getattr(self.dataset, "skipped", None)
+        item = self.dataset[idx]
+        if before is not None and isinstance(item, dict): item = {**item, "_skipped": int(self.dataset.skipped - before)}
+        return item
 
 # %% ../nbs/16_training.ipynb #08193b48
 def _require(cfg: RunConfig, name: str | None = None) -> Path:
@@ -346,6 +421,19 @@ def valid_crops(records: list) -> list:
     return [r for r in records if ok(r)]
 
 
+def mark_missing_images(dataset) -> list[str]:
+    """Image files of `dataset` that do not exist, marked as bad so that its samples are skipped like corrupt ones
+    (datasets with `_image_path` and `bad_files`, e.g. those of `poselab.data.pipelines`). Returns them."""
+    if not (hasattr(dataset, "_image_path") and hasattr(dataset, "bad_files")): return []
+    missing = []
+    for j in range(len(dataset)):
+        p = dataset._image_path(j)
+        if p is not None and (p in dataset.bad_files or not os.path.isfile(p)):
+            dataset.bad_indices.add(j)
+            if p not in dataset.bad_files: dataset.bad_files.add(p); missing.append(p)
+    return missing
+
+
 def _heatmaps_out(out) -> list[torch.Tensor]:
     "Model output as a list of heatmap tensors (stacked models return one per stack)."
     if isinstance(out, dict): out = out["heatmaps"]
@@ -357,15 +445,15 @@ def _typed(task: str, name: str, value, default):
     if default is None or value is None: return value
     if isinstance(default, bool):
         if isinstance(value, bool): return value
-        raise ValueError(f"option {name}={value!r} of task {task!r} must be true or false")
+        raise ConfigError(f"option {name}={value!r} of task {task!r} must be true or false")
     if isinstance(default, (int, float)):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"option {name}={value!r} of task {task!r} must be a number (default {default!r})")
+            raise ConfigError(f"option {name}={value!r} of task {task!r} must be a number (default {default!r})")
         if isinstance(default, int) and not isinstance(default, bool) and float(value) != int(value):
-            raise ValueError(f"option {name}={value!r} of task {task!r} must be a whole number")
+            raise ConfigError(f"option {name}={value!r} of task {task!r} must be a whole number")
         return type(default)(value)
     if isinstance(default, str) and not isinstance(value, str):
-        raise ValueError(f"option {name}={value!r} of task {task!r} must be a string (default {default!r})")
+        raise ConfigError(f"option {name}={value!r} of task {task!r} must be a string (default {default!r})")
     return value
 
 
@@ -388,7 +476,7 @@ class Task:
         bad = sorted(set(options) - set(cls.OPTIONS))
         if bad:
             valid = ", ".join(cls.OPTIONS) or "none"
-            raise ValueError(f"options {bad} are not settings of this task ({cls.__name__}); valid options: {valid}")
+            raise ConfigError(f"options {bad} are not settings of this task ({cls.__name__}); valid options: {valid}")
         return {k: _typed(name, k, options.get(k, d), d) for k, d in cls.OPTIONS.items()}
 
     def build_optimizer(self, model: nn.Module, total_steps: int):
@@ -446,6 +534,25 @@ def predict_topdown(model: nn.Module, loader, skeleton, device, flip_test: bool 
             metas.append({k: (v.numpy() if isinstance(v, torch.Tensor) else np.asarray(v)) for k, v in m.items()})
     meta = {k: np.concatenate([b[k] for b in metas]) for k in metas[0]} if metas else {}
     return (np.concatenate(kps) if kps else np.zeros((0, s.num_joints, 3), np.float32)), meta
+
+
+def unique_samples(kps: np.ndarray, meta: dict) -> tuple[np.ndarray, dict]:
+    "Predictions without the repeats of skipped samples (a corrupt image's sample is answered by the next index)."
+    if not len(kps) or "index" not in meta: return kps, meta
+    keep = np.sort(np.unique(meta["index"], return_index=True)[1])
+    if len(keep) == len(kps): return kps, meta
+    return kps[keep], {k: v[keep] for k, v in meta.items()}
+
+
+def joint_error_pct(kps: np.ndarray, meta: dict, crop_height: float) -> float:
+    """Median distance between predicted and labelled joints, in % of the crop height (predictions in image
+    pixels are mapped into each crop with its `matrix`; `joints` are the crop-space labels)."""
+    if not len(kps): return float("nan")
+    M = np.asarray(meta["matrix"], np.float64)
+    pred = np.einsum("nij,nkj->nki", M[:, :, :2], kps[..., :2]) + M[:, None, :, 2]
+    gt = np.asarray(meta["joints"], np.float64)
+    d = np.linalg.norm(pred - gt[..., :2], axis=-1)[gt[..., 2] > 0]
+    return float(100 * np.median(d) / crop_height) if d.size else float("nan")
 
 
 class TopDownTask(Task):
@@ -510,11 +617,13 @@ class TopDownTask(Task):
         c = self.cfg
         kps, meta = predict_topdown(model, _loader(dataset, c), self.skeleton, device, c.flip_test, amp_dtype,
                                     self.post_process)
-        if c.dataset == "mpii": return self._pckh(kps, meta), dict(keypoints=kps, meta=meta)
+        kps, meta = unique_samples(kps, meta)
+        err = {"joint_err_pct": joint_error_pct(kps, meta, c.input_size[1])}
+        if c.dataset == "mpii": return {**self._pckh(kps, meta), **err}, dict(keypoints=kps, meta=meta)
         scores = rescore_with_boxes(meta["score"], kps[..., 2])
         res = coco_results(meta["image_id"], kps, scores)
         stats = coco_keypoint_eval(self._gt_subset(meta["image_id"]), res)
-        return dict(stats), dict(keypoints=kps, meta=meta, scores=scores)
+        return {**stats, **err}, dict(keypoints=kps, meta=meta, scores=scores, images=len(set(meta["image_id"].tolist())))
 
     def _gt_subset(self, image_ids):
         "The ground truth restricted to the evaluated images (all of them unless `limit_val` cut the list)."
@@ -545,7 +654,8 @@ class TopDownTask(Task):
                 pred, conf = get_final_preds(hm, np.array([[w / 2, h / 2]]), np.array([[w / 200, h / 200]]), self.post_process)
                 img = tensor_to_image(s["image"])
                 gt = s["meta"]["joints"]
-                tiles += [draw_skeleton(img, np.concatenate([pred, conf], -1), self.skeleton, radius=2, thickness=1),
+                tiles += [draw_skeleton(img, np.concatenate([pred, conf], -1), self.skeleton, vis_thr=0.0, radius=2,
+                                        thickness=1, conf_thr=0.5),
                           draw_skeleton(img, gt[None], self.skeleton, vis_thr=0.5, radius=2, thickness=1)]
         return np.concatenate([np.concatenate(tiles[i:i + 2], 1) for i in range(0, len(tiles), 2)], 0)
 
@@ -786,7 +896,9 @@ def resolve_device(cfg: RunConfig, local_rank: int = 0) -> torch.device:
     "The training device: cuda (this process's GPU under DDP) when available and asked for, else cpu."
     if cfg.device == "auto": return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device={cfg.device!r} but CUDA is not available; use device='cpu' or 'auto'")
+        raise ConfigError(f"device={cfg.device!r} but CUDA is not available here; use device='cpu' or 'auto'")
+    if cfg.device.startswith("cuda:") and int(cfg.device[5:]) >= torch.cuda.device_count():
+        raise ConfigError(f"device={cfg.device!r} but this machine has {torch.cuda.device_count()} CUDA devices")
     return torch.device(f"cuda:{local_rank}" if cfg.device == "cuda" else cfg.device)
 
 
@@ -823,6 +935,14 @@ def set_rng_state(s: dict) -> None:
     if "cuda" in s and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s["cuda"])
 
 
+def clean_orphans(folder) -> list[Path]:
+    "Delete the temporary files that an interrupted `save_checkpoint`/`atomic_write` left in `folder`; returns them."
+    folder = Path(folder)
+    gone = sorted(folder.glob(".*.tmp")) if folder.is_dir() else []
+    for p in gone: p.unlink(missing_ok=True)
+    return gone
+
+
 def save_checkpoint(path, state: dict) -> Path:
     "`torch.save` to a temporary file beside `path`, fsync, then atomically rename it to `path`."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -836,11 +956,21 @@ def save_checkpoint(path, state: dict) -> Path:
     return path
 
 
-def load_run_checkpoint(path, map_location="cpu") -> dict:
-    "Read a training checkpoint with `weights_only=True`."
+def load_run_checkpoint(path, map_location="cpu", require: Sequence[str] = ()) -> dict:
+    """Read a training checkpoint with `torch.load(weights_only=True)`. An empty, truncated or foreign file, or one
+    without the entries `require`, raises `CheckpointError` naming the file and what is wrong."""
     p = Path(path)
     if not p.is_file(): raise FileNotFoundError(f"checkpoint {p} not found")
-    return torch.load(p, map_location=map_location, weights_only=True)
+    st = read_checkpoint_file(p, map_location)
+    if not isinstance(st, dict):
+        raise CheckpointError(f"{p} holds a {type(st).__name__}, not a poselab run checkpoint (a dict with the "
+                              "weights under 'model' and the run settings under 'config')")
+    lacking = [k for k in require if k not in st]
+    if lacking:
+        kind = "a weights-only best.pt (resume from last.pt)" if "optimizer" in lacking and "model" in st else \
+               "not a checkpoint of poselab.train"
+        raise CheckpointError(f"{p} lacks {', '.join(map(repr, lacking))}: it is {kind}")
+    return st
 
 # %% ../nbs/16_training.ipynb #8c9c249f
 class RunLogger:
@@ -908,6 +1038,51 @@ def _state(model, opt, sched, scaler, epoch, step, batch, cfg, history, best, me
             "best": best, "metrics": metrics, "torch_version": str(torch.__version__)}
 
 
+def _weights_state(model, cfg, epoch, step, best, metrics) -> dict:
+    "What `best.pt` keeps: weights, run settings (model, input size, codec, dataset) and metrics; no optimiser state."
+    return {"model": _unwrap(model).state_dict(), "config": cfg.to_dict(), "codec": cfg.codec,
+            "input_size": cfg.input_size, "epoch": epoch, "step": step, "best": best, "metrics": metrics,
+            "torch_version": str(torch.__version__)}
+
+
+def weights_bytes(model: nn.Module) -> int:
+    "Bytes of the model's state dict stored as float32 (integer buffers at their own size)."
+    return sum(v.numel() * (4 if v.is_floating_point() else v.element_size())
+               for v in _unwrap(model).state_dict().values())
+
+
+def machine_description(device=None) -> str:
+    "The machine a run was measured on: CPU model and cores, torch threads, GPU when used."
+    cpu = platform.processor() or platform.machine()
+    try:
+        names = [l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                 if l.startswith("model name")]
+        if names: cpu = names[0]
+    except OSError: pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    text = f"{cpu}, {cores} CPU cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    if device is not None and torch.device(device).type == "cuda": text += f", GPU {torch.cuda.get_device_name(device)}"
+    return text
+
+
+class RunExistsError(ConfigError):
+    "The run folder already holds a run, and neither `resume` nor `overwrite` was asked for."
+
+
+RUN_FILES = ("last.pt", "best.pt", "metrics.json", "config.yaml")
+
+
+def check_run_dir(cfg: RunConfig) -> list[str]:
+    "The run files already in `cfg.run_dir`; `RunExistsError` when there are some and the run neither resumes nor overwrites."
+    found = [n for n in RUN_FILES if (cfg.run_dir / n).exists()]
+    if found and not (cfg.resume or cfg.overwrite):
+        raise RunExistsError(
+            f"{cfg.run_dir} already holds a run ({', '.join(found)}); nothing was changed. Resume it with resume=True "
+            f"(papermill: -p resume True; CLI: --set resume=true), pick another output_dir or run_name, or start over "
+            f"with overwrite=True (deletes that run's files).")
+    return found
+
+
 def _write_metrics(run_dir: Path, history: dict, best: dict | None, final: dict | None, cfg: RunConfig, extra: dict) -> None:
     atomic_write(run_dir / "metrics.json", json.dumps(
         {"task": cfg.task, "dataset": cfg.dataset, "model": cfg.model, "metric": TASKS[cfg.task]["metric"],
@@ -928,9 +1103,10 @@ def train(cfg: RunConfig, model: nn.Module | None = None) -> dict:
     """Train (and validate) as `cfg` says; returns the metrics dict also written to `run_dir/metrics.json`.
     `model` replaces the registry model (the caller keeps the reference)."""
     cfg.validate()
+    device = resolve_device(cfg)
     task = get_task(cfg.task)[1](cfg)
     task.check_data()                                        # fail before anything heavy
-    device = resolve_device(cfg)
+    found = check_run_dir(cfg)                               # an earlier run is never overwritten by accident
     rank, world, local_rank = init_distributed(device.type)
     if device.type == "cuda":
         device = torch.device(f"cuda:{local_rank}"); torch.cuda.set_device(device)
@@ -938,11 +1114,19 @@ def train(cfg: RunConfig, model: nn.Module | None = None) -> dict:
     run_dir = cfg.run_dir
     ckpt = run_dir / "last.pt"
     resume = cfg.resume and ckpt.is_file()
-    if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        cfg.to_yaml(run_dir / "config.yaml")
     seed_everything(cfg.seed)
-    train_ds, val_ds = task.datasets(rank)
+    train_ds, val_ds = task.datasets(rank)                   # the data is readable before the run folder exists
+    missing = {"train": mark_missing_images(train_ds), "val": mark_missing_images(val_ds)}
+    if main:
+        clean_orphans(run_dir)
+        if found and cfg.overwrite and not cfg.resume:
+            for n in RUN_FILES: (run_dir / n).unlink(missing_ok=True)
+            shutil.rmtree(run_dir / "logs", ignore_errors=True)
+        run_dir.mkdir(parents=True, exist_ok=True)        # config.yaml never carries overwrite=True into a rerun
+        atomic_write(run_dir / "config.yaml", yaml.safe_dump({**cfg.to_dict(), "overwrite": False}, sort_keys=False))
+        for split, files in missing.items():
+            if files: warnings.warn(f"{len(files)} {split} image files are missing and their samples are skipped: "
+                                    f"{', '.join(files[:5])}{', …' if len(files) > 5 else ''}", stacklevel=2)
     model = model if model is not None else task.build_model()
     model.to(device)
     if cfg.channels_last: model.to(memory_format=torch.channels_last)
@@ -953,12 +1137,15 @@ def train(cfg: RunConfig, model: nn.Module | None = None) -> dict:
     scaler = torch.amp.GradScaler("cuda") if adt == torch.float16 else None
     epoch, step, batch0, best, metrics = 0, 0, 0, None, None
     history = {"step": [], "loss": [], "lr": [], "epoch": [], "val": []}
+    train_skipped, val_info, saved_step = 0, {}, None
     if resume:
-        st = load_run_checkpoint(ckpt)
+        st = load_run_checkpoint(ckpt, require=("model", "optimizer", "scheduler", "epoch", "step", "batch_in_epoch",
+                                                "rng", "history"))
         _unwrap(model).load_state_dict(st["model"]); opt.load_state_dict(st["optimizer"]); sched.load_state_dict(st["scheduler"])
         if scaler is not None and st["scaler"]: scaler.load_state_dict(st["scaler"])
         epoch, step, batch0 = st["epoch"], st["step"], st["batch_in_epoch"]
         history, best, metrics = st["history"], st["best"], st["metrics"]
+        train_skipped, val_info, saved_step = st.get("train_skipped", 0), st.get("val_info", {}), step
         set_rng_state(st["rng"])
         if main: print(f"resumed {ckpt} at epoch {epoch}, batch {batch0}, step {step}")
     if world > 1:
@@ -972,16 +1159,26 @@ def train(cfg: RunConfig, model: nn.Module | None = None) -> dict:
                         worker_init_fn=worker_init_fn, collate_fn=_collate, pin_memory=device.type == "cuda",
                         persistent_workers=cfg.workers > 0, multiprocessing_context="spawn" if cfg.workers > 0 else None)
     t_start, n_images, train_time = time.perf_counter(), 0, 0.0
+    # plain progress lines (at most one per 30 s): the terminal under `papermill --log-output`, logs and the saved
+    # notebook all show epoch, step, loss, images/s and the time left
+    prog = LineProgress(steps_per_epoch * cfg.epochs, "train", "steps", every=30.0, enabled=main and cfg.progress,
+                        initial=step)
+    win_loss, win_n = 0.0, 0
+    def save_last(e, b):
+        nonlocal saved_step
+        st = _state(model, opt, sched, scaler, e, step, b, cfg, history, best, metrics)
+        st.update(train_skipped=train_skipped, val_info=val_info)
+        save_checkpoint(ckpt, st); saved_step = step
+    ok = False
     try:
         while epoch < cfg.epochs:
             sampler.set_epoch(epoch, batch0)
             model.train()
             if cfg.freeze_bn: _freeze_bn(model)
-            bar = tqdm(loader, total=len(sampler), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (main and cfg.progress),
-                       mininterval=10, dynamic_ncols=False, ncols=100, file=sys.stdout)
             b, t_data, ep_loss, ep_n = batch0, time.perf_counter(), 0.0, 0
-            for batch in bar:
+            for batch in loader:
                 t0 = time.perf_counter(); data_time = t0 - t_data
+                if isinstance(batch, dict) and "_skipped" in batch: train_skipped += int(batch.pop("_skipped").sum())
                 if cfg.channels_last and "image" in batch:
                     batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
                 task.step, task.epoch = step, epoch
@@ -990,9 +1187,11 @@ def train(cfg: RunConfig, model: nn.Module | None = None) -> dict:
                 finite = torch.isfinite(loss.detach()).to(torch.float32).reshape(1)
                 if world > 1: dist.all_reduce(finite, op=dist.ReduceOp.MIN)
                 if finite.item() < 1:
+                    kept = (f"{ckpt} holds the last good state (step {saved_step})" if saved_step is not None else
+                            "no checkpoint has been written yet, so there is nothing to resume: start the run again")
                     raise NonFiniteLossError(
                         f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, step {step + 1} (batch {b + 1} of the epoch); "
-                        f"stopped without saving: {ckpt} holds the last good state. Lower lr, set grad_clip or disable amp.")
+                        f"stopped without saving: {kept}. Lower lr, set grad_clip or disable amp.")
                 opt.zero_grad(set_to_none=True)
                 if scaler is not None: scaler.scale(loss).backward()
                 else: loss.backward()
@@ -1007,44 +1206,68 @@ def train(cfg: RunConfig, model: nn.Module | None = None) -> dict:
                 n_images += cfg.batch_size
                 t_data = time.perf_counter(); step_time = t_data - t0; train_time += step_time + data_time
                 history["step"].append(step); history["loss"].append(lv); history["lr"].append(opt.param_groups[0]["lr"])
-                bar.set_postfix(loss=f"{lv:.5f}", data=f"{data_time:.2f}s", step=f"{step_time:.2f}s", refresh=False)
+                win_loss += lv; win_n += 1
+                if prog.enabled and (time.perf_counter() - prog.last >= prog.every or step == prog.total):
+                    info = {"epoch": f"{epoch + 1}/{cfg.epochs}", "loss": f"{win_loss / win_n:.5f}",
+                            "images/s": f"{prog.rate() * cfg.batch_size:.1f}"}
+                    if train_skipped: info["skipped"] = train_skipped
+                    prog.update(1, force=True, **info); win_loss, win_n = 0.0, 0
+                else: prog.n += 1
                 if main and (step % 10 == 0 or b == sampler.num_batches):
                     log.scalars({"train/loss": lv, "train/lr": history["lr"][-1], "time/data": data_time,
-                                 "time/step": step_time}, step)
+                                 "time/step": step_time, "train/skipped_samples": train_skipped}, step)
                 stop = cfg.max_steps is not None and step >= cfg.max_steps
                 if b < sampler.num_batches and (stop or (cfg.ckpt_every and step % cfg.ckpt_every == 0)) and main:
-                    save_checkpoint(ckpt, _state(model, opt, sched, scaler, epoch, step, b, cfg, history, best, metrics))
+                    save_last(epoch, b)
                 if stop and b < sampler.num_batches: break
-            bar.close()
             if b < sampler.num_batches:                      # stopped by max_steps inside the epoch
                 break
             history["epoch"].append({"epoch": epoch + 1, "step": step, "loss": ep_loss / max(ep_n, 1)})
             epoch, batch0 = epoch + 1, 0
             if epoch % cfg.val_every == 0 or epoch == cfg.epochs:
                 if main:
-                    metrics, _ = task.evaluate(_unwrap(model), val_ds, device, adt)
+                    if cfg.progress: print(f"epoch {epoch}: validating on {len(val_ds)} samples", flush=True)
+                    metrics, ev = task.evaluate(_unwrap(model), val_ds, device, adt)
                     metrics = {k: float(v) for k, v in metrics.items()}
+                    skipped = sorted(getattr(val_ds, "bad_files", ()))
+                    val_info = {"images": (ev or {}).get("images"), "samples": len(val_ds), "skipped_images": skipped}
+                    if skipped:
+                        warnings.warn(f"validation skipped {len(skipped)} corrupt or missing images "
+                                      f"({', '.join(skipped[:5])}{', …' if len(skipped) > 5 else ''}); "
+                                      f"{task.metric} is computed over the other "
+                                      f"{val_info['images'] if val_info['images'] is not None else 'samples'}"
+                                      f"{' images' if val_info['images'] is not None else ''}", stacklevel=2)
                     history["val"].append({"epoch": epoch, "step": step, **metrics})
                     log.scalars({f"val/{k}": v for k, v in metrics.items()}, step)
                     key = task.metric
                     if best is None or (metrics[key] < best[key] if task.metric_mode == "min" else metrics[key] > best[key]):
                         best = {"epoch": epoch, "step": step, **metrics}
-                        save_checkpoint(run_dir / "best.pt", _state(model, opt, sched, scaler, epoch, step, 0, cfg,
-                                                                    history, best, metrics))
+                        save_checkpoint(run_dir / "best.pt", _weights_state(model, cfg, epoch, step, best, metrics))
                     if cfg.log_images:
                         img = task.sample_images(_unwrap(model), val_ds, device)
                         if img is not None: log.image("val/predictions", img, step)
-                    if cfg.progress: print(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
-                                                                           if k in (key, "AP50", "top5", "PCKh@0.1")))
+                    if cfg.progress:
+                        over = f" over {val_info['images']} images" if val_info.get("images") is not None else ""
+                        err = metrics.get("joint_err_pct")
+                        print(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
+                                                             if k in (key, "AP50", "top5", "PCK@0.1", "PCKh@0.1"))
+                              + (f", median joint error {err:.1f}% of the crop height" if err is not None else "")
+                              + over, flush=True)
                 if world > 1: dist.barrier()
-            if main:
-                save_checkpoint(ckpt, _state(model, opt, sched, scaler, epoch, step, 0, cfg, history, best, metrics))
+            if main: save_last(epoch, 0)
             if cfg.max_steps is not None and step >= cfg.max_steps: break
+        ok = True
     finally:
         log.close()
+        if main and not ok: clean_orphans(run_dir)
     wall = time.perf_counter() - t_start
+    sizes = {n: (run_dir / n).stat().st_size for n in ("best.pt", "last.pt") if (run_dir / n).is_file()}
     extra = {"steps": step, "epochs_done": epoch, "wall_s": wall,
-             "train_images_per_s": n_images / train_time if train_time else None, "world_size": world}
+             "train_images_per_s": n_images / train_time if train_time else None, "world_size": world,
+             "machine": machine_description(device), "val_images": val_info.get("images"),
+             "val_samples": val_info.get("samples"), "skipped_images": val_info.get("skipped_images", []),
+             "train_skipped_samples": train_skipped, "checkpoint_bytes": sizes,
+             "weights_fp32_bytes": weights_bytes(model)}
     if main: _write_metrics(run_dir, history, best, metrics, cfg, extra)
     if world > 1: dist.barrier()
     return {"final": metrics, "best": best, "history": history, "run_dir": str(run_dir), "metric": task.metric, **extra}
@@ -1073,7 +1296,7 @@ def _run_model(run_dir, which: str = "best", device: str = "cpu") -> tuple[RunCo
     run_dir = Path(run_dir)
     p = run_dir / f"{which}.pt"
     if not p.is_file(): p = run_dir / "last.pt"
-    st = load_run_checkpoint(p)
+    st = load_run_checkpoint(p, require=("model", "config"))
     cfg = RunConfig.from_dict(st["config"], resume=False)
     task = get_task(cfg.task)[1](cfg)
     task.check_data()
@@ -1093,7 +1316,38 @@ def show_predictions(run_dir, n: int = 6, which: str = "best", device: str = "cp
     for i in range(min(n, len(val))):
         pair = task.sample_images(model, torch.utils.data.Subset(val, [i]), device, n=1)
         tiles.append(pair)
-    return image_grid(tiles, ncols=ncols, titles=["prediction | ground truth"] * len(tiles), dpi=72)
+    return image_grid(tiles, ncols=ncols, titles=["predicted | ground truth"] * len(tiles), dpi=72,
+                      legend=task.skeleton, confidence=True)
+
+
+def _mb(n) -> str: return f"{n / 1e6:.1f} MB" if n is not None else "-"
+
+
+def run_summary(result: dict) -> str:
+    """What a finished run measured, in a few lines: wall time, training speed and the machine, the validation
+    metrics with the number of images they cover (and the skipped ones), and the checkpoint sizes."""
+    m, wall = result.get("final") or {}, result.get("wall_s") or 0.0
+    ips = result.get("train_images_per_s")
+    lines = [f"run {result['run_dir']}: {result['steps']} steps, {result.get('epochs_done', '?')} epochs in "
+             f"{wall / 60:.1f} min wall" + (f", {ips:.1f} training images/s" if ips else ""),
+             f"machine: {result.get('machine', '?')}"]
+    if m:
+        shown = [k for k in ("AP", "AP50", "AP75", "AR", "PCK@0.1", "PCKh", "PCKh@0.1", "top1", "top5") if k in m]
+        shown = shown or [k for k in m if k != "joint_err_pct"][:6]
+        over = result.get("val_images") or result.get("val_samples")
+        what = f" ({over} {'images' if result.get('val_images') else 'samples'})" if over else ""
+        text = ", ".join(f"{k} {m[k]:.4f}" for k in shown)
+        if "joint_err_pct" in m: text += f", median joint error {m['joint_err_pct']:.1f}% of the crop height"
+        lines.append(f"validation{what}: {text}")
+    if result.get("skipped_images"):
+        lines.append(f"skipped validation images ({len(result['skipped_images'])}): {', '.join(result['skipped_images'][:5])}")
+    if result.get("train_skipped_samples"):
+        lines.append(f"training samples answered by another index (corrupt or missing images): {result['train_skipped_samples']}")
+    cb = result.get("checkpoint_bytes") or {}
+    if cb:
+        lines.append(f"checkpoints: best.pt {_mb(cb.get('best.pt'))} (weights, settings, codec, metrics), last.pt "
+                     f"{_mb(cb.get('last.pt'))} (full resume state); float32 weights {_mb(result.get('weights_fp32_bytes'))}")
+    return "\n".join(lines)
 
 
 def show_run(run_dir, which: str = "best", device: str = "cpu") -> list:
@@ -1118,8 +1372,15 @@ def evaluate_run(run_dir, which: str = "best", device: str = "cpu", flip_test: b
     return out
 
 # %% ../nbs/16_training.ipynb #d7a571dc
-def main(argv: Sequence[str] | None = None) -> dict:
-    "CLI: `python -m poselab.train --config run.yaml --set epochs=3 --set lr=5e-4` (also under torchrun)."
+def _yaml_value(text: str):
+    "A `--set` value as YAML, with YAML 1.2 numbers (`1e-3` is a float, not the string PyYAML makes of it)."
+    v = yaml.safe_load(text)
+    if isinstance(v, str) and _FLOAT_LITERAL.match(v.strip()): return float(v)
+    return v
+
+
+def config_from_args(argv: Sequence[str] | None = None) -> RunConfig:
+    "The `RunConfig` of a command line (`--config FILE`, `--set KEY=VALUE` ...); `ConfigError` for a wrong setting."
     import argparse
     ap = argparse.ArgumentParser(prog="python -m poselab.train", description="Train a poselab model from a YAML run config.")
     ap.add_argument("--config", help="YAML file of RunConfig settings")
@@ -1127,16 +1388,38 @@ def main(argv: Sequence[str] | None = None) -> dict:
     a = ap.parse_args(argv)
     over = {}
     for kv in a.set:
-        if "=" not in kv: ap.error(f"--set {kv!r}: expected KEY=VALUE")
-        k, v = kv.split("=", 1); over[k] = yaml.safe_load(v)
+        if "=" not in kv: raise ConfigError(f"--set {kv!r}: expected KEY=VALUE")
+        k, v = kv.split("=", 1)
+        try: over[k.strip()] = _yaml_value(v)
+        except yaml.YAMLError as e: raise ConfigError(f"--set {kv!r}: not a YAML value ({' '.join(str(e).split())})") from None
+    return RunConfig.from_yaml(a.config, **over) if a.config else RunConfig.from_dict(over)
+
+
+def _one_line(e: BaseException) -> str:
+    "An error message on one line: the layout trees of dataset errors are left out, the rest joined."
+    keep = [l.strip() for l in str(e).splitlines() if l.strip() and not l.startswith((" ", "\t", "Expected layout"))
+            and not set(l.strip()[:1]) & set("├└│")]
+    return " ".join(keep) or type(e).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    """CLI: `python -m poselab.train --config run.yaml --set epochs=3 --set lr=5e-4` (also under torchrun). A wrong or
+    unusable setting (type, range, choice, device, missing data, an existing run, an unreadable checkpoint) ends
+    with a one-line message on stderr and exit status 2."""
+    def fail(e):
+        print(f"python -m poselab.train: error: {_one_line(e)}", file=sys.stderr)
+        raise SystemExit(2)
     try:
-        cfg = RunConfig.from_yaml(a.config, **over) if a.config else RunConfig.from_dict(over)
+        cfg = config_from_args(argv)
     except (ValueError, FileNotFoundError) as e:
-        ap.error(str(e))
+        fail(e)
     try:
         return train(cfg)
+    except (ConfigError, DatasetLayoutError, CheckpointError) as e:
+        fail(e)
     finally:
         if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
+
 
 # %% ../nbs/16_training.ipynb #d324e697
 #| eval: false

@@ -11,10 +11,10 @@ import cv2
 import numpy as np
 from matplotlib.figure import Figure
 
-from .skeletons import Skeleton, get_skeleton
+from .skeletons import Skeleton, get_skeleton, joint_side
 
 # %% auto #0
-__all__ = ['default_radius', 'draw_skeleton', 'image_grid', 'heatmap_overlay', 'show_heatmaps', 'plot_pose_3d']
+__all__ = ['default_radius', 'draw_skeleton', 'skeleton_legend', 'image_grid', 'heatmap_overlay', 'show_heatmaps', 'plot_pose_3d']
 
 # %% ../nbs/02_viz.ipynb #2e13f9ee
 _SHIFT = 4  # fractional bits for sub-pixel cv2 drawing
@@ -30,16 +30,17 @@ def _as_rgb_uint8(image) -> np.ndarray:
     return img
 
 
-def _keypoints(keypoints, skeleton: Skeleton, vis_thr: float) -> tuple[np.ndarray, np.ndarray]:
-    "(P, K, 2) float coordinates and (P, K) bool visibility."
+def _keypoints(keypoints, skeleton: Skeleton, vis_thr: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    "(P, K, 2) float coordinates, (P, K) bool visibility and (P, K) scores (1 without a third channel)."
     kp = np.asarray(keypoints.detach().cpu() if hasattr(keypoints, "detach") else keypoints, np.float64)
     if kp.ndim == 2: kp = kp[None]
     if kp.ndim != 3 or kp.shape[1] != skeleton.num_joints or kp.shape[2] < 2:
         raise ValueError(f"keypoints must be (K, 2|3) or (P, K, 2|3) with K = {skeleton.num_joints} "
                          f"for skeleton {skeleton.name!r}, got shape {kp.shape}")
     vis = np.isfinite(kp[..., :2]).all(-1)
-    if kp.shape[2] > 2: vis &= kp[..., 2] > vis_thr
-    return kp[..., :2], vis
+    score = kp[..., 2] if kp.shape[2] > 2 else np.ones(kp.shape[:2])
+    if kp.shape[2] > 2: vis &= score > vis_thr
+    return kp[..., :2], vis, score
 
 
 def default_radius(image_shape: Sequence[int]) -> int:
@@ -48,23 +49,32 @@ def default_radius(image_shape: Sequence[int]) -> int:
 
 
 def draw_skeleton(image, keypoints, skeleton: str | Skeleton, vis_thr: float = 0.3, radius: int | None = None,
-                  thickness: int | None = None, alpha: float = 1.0) -> np.ndarray:
-    "A copy of RGB `image` with the skeleton(s) drawn: limbs in limb colours, joints in joint colours."
+                  thickness: int | None = None, alpha: float = 1.0, conf_thr: float | None = None) -> np.ndarray:
+    """A copy of RGB `image` with the skeleton(s) drawn: limbs in limb colours, joints in joint colours. With
+    `conf_thr`, joints whose score is below it are drawn as hollow rings and their limbs faded (an uncertain
+    prediction), the others as filled discs."""
     s = get_skeleton(skeleton)
     img = _as_rgb_uint8(image)
-    xy, vis = _keypoints(keypoints, s, vis_thr)
+    xy, vis, score = _keypoints(keypoints, s, vis_thr)
+    low = vis & (score < conf_thr) if conf_thr is not None else np.zeros_like(vis)
     r = default_radius(img.shape) if radius is None else int(radius)
     t = max(1, int(round(0.7 * r))) if thickness is None else int(thickness)
     canvas = img.copy()
     pts = np.round(np.clip(np.nan_to_num(xy), -1e5, 1e5) * (1 << _SHIFT)).astype(np.int64)
+    def limbs(target, faint: bool):
+        for p in range(len(xy)):
+            for (i, j), c in zip(s.limbs, s.limb_colors):
+                if vis[p, i] and vis[p, j] and (low[p, i] or low[p, j]) == faint:
+                    cv2.line(target, tuple(map(int, pts[p, i])), tuple(map(int, pts[p, j])), tuple(map(int, c)),
+                             t, cv2.LINE_AA, _SHIFT)
+    if low.any():                                            # uncertain limbs: 40% opacity
+        faded = canvas.copy(); limbs(faded, True)
+        canvas = cv2.addWeighted(faded, 0.4, canvas, 0.6, 0)
+    limbs(canvas, False)
     for p in range(len(xy)):
-        for (i, j), c in zip(s.limbs, s.limb_colors):
-            if vis[p, i] and vis[p, j]:
-                cv2.line(canvas, tuple(map(int, pts[p, i])), tuple(map(int, pts[p, j])), tuple(map(int, c)),
-                         t, cv2.LINE_AA, _SHIFT)
         for k in np.flatnonzero(vis[p]):
             cv2.circle(canvas, tuple(map(int, pts[p, k])), r << _SHIFT, tuple(map(int, s.joint_colors[k])),
-                       -1, cv2.LINE_AA, _SHIFT)
+                       max(1, r // 2) if low[p, k] else -1, cv2.LINE_AA, _SHIFT)
     return canvas if alpha >= 1 else cv2.addWeighted(canvas, alpha, img, 1 - alpha, 0)
 
 # %% ../nbs/02_viz.ipynb #0bfd3261
@@ -75,9 +85,29 @@ def _to_hwc(im) -> np.ndarray:
     return a
 
 
+def skeleton_legend(fig: Figure, skeleton: str | Skeleton, confidence: bool = False, fontsize: int = 10):
+    """Add to `fig` a legend of the skeleton colour code: left side, right side, centre (and, with `confidence`,
+    hollow rings = low-confidence joints). Returns the legend."""
+    from matplotlib.lines import Line2D
+    s = get_skeleton(skeleton)
+    sides = [joint_side(n) for n in s.joints]
+    handles = []
+    for side, label in (("left", "left side"), ("right", "right side"), ("center", "centre")):
+        if side in sides:
+            c = s.joint_colors[sides.index(side)] / 255
+            handles.append(Line2D([], [], color=c, marker="o", lw=2, markersize=7, label=label))
+    if confidence:
+        handles.append(Line2D([], [], color="0.5", marker="o", markerfacecolor="none", lw=2, alpha=0.6, markersize=7,
+                              label="low confidence"))
+    return fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=fontsize, frameon=False,
+                      bbox_to_anchor=(0.5, 0.0))
+
+
 def image_grid(images: Sequence, ncols: int = 4, titles: Sequence[str] | None = None,
-               figsize: tuple[float, float] | None = None, dpi: int = 80, cmap: str | None = None) -> Figure:
-    "A `Figure` showing `images` (HWC, HW or CHW arrays/tensors) in rows of `ncols`, with optional titles."
+               figsize: tuple[float, float] | None = None, dpi: int = 80, cmap: str | None = None,
+               legend: str | Skeleton | None = None, confidence: bool = False, title_size: int = 11) -> Figure:
+    """A `Figure` showing `images` (HWC, HW or CHW arrays/tensors) in rows of `ncols`, with optional titles; `legend`
+    (a skeleton) adds the colour code of its joints below the grid (`confidence`: and the low-confidence ring)."""
     images = list(images)
     if not images: raise ValueError("image_grid: no images given")
     if titles is not None and len(titles) != len(images):
@@ -92,8 +122,11 @@ def image_grid(images: Sequence, ncols: int = 4, titles: Sequence[str] | None = 
         if i >= len(images): continue
         a = _to_hwc(images[i])
         ax.imshow(a, cmap=cmap or ("gray" if a.ndim == 2 else None))
-        if titles is not None: ax.set_title(str(titles[i]), fontsize=8)
-    fig.tight_layout()
+        if titles is not None: ax.set_title(str(titles[i]), fontsize=title_size)
+    if legend is not None:
+        fig.tight_layout(rect=(0, 0.07 if nrows > 1 else 0.12, 1, 1))
+        skeleton_legend(fig, legend, confidence)
+    else: fig.tight_layout()
     return fig
 
 # %% ../nbs/02_viz.ipynb #2f9e3c62

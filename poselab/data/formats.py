@@ -287,6 +287,21 @@ _COCO_ANN_KEYS = {"id", "image_id", "category_id", "keypoints", "num_keypoints",
 _COCO_IMAGE_KEYS = {"id", "file_name", "width", "height", "license", "coco_url", "flickr_url", "date_captured"}
 
 
+def _ann_keypoints(a: dict, K: int, json_path, dataset) -> np.ndarray:
+    "(K, 3) keypoints of annotation `a`; a wrong length or type names the file and the annotation id."
+    kp = a.get("keypoints")
+    if kp is None or (isinstance(kp, (list, tuple)) and len(kp) == 0): return np.zeros((K, 3), np.float32)
+    where = f"annotation id {a.get('id')!r} (image {a.get('image_id')!r})"
+    if not isinstance(kp, (list, tuple)) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in kp):
+        bad = kp if not isinstance(kp, (list, tuple)) else next(v for v in kp if not isinstance(v, (int, float)) or isinstance(v, bool))
+        raise DatasetLayoutError(json_path, dataset, f"has {where} whose keypoints are not a list of numbers "
+                                 f"(found {str(bad)[:40]!r}); expected {3 * K} numbers x, y, v for {K} joints")
+    if len(kp) != 3 * K:
+        raise DatasetLayoutError(json_path, dataset, f"has {where} with {len(kp)} keypoint values; expected {3 * K} "
+                                 f"(x, y, v for each of the {K} joints of the category)")
+    return np.asarray(kp, np.float32).reshape(K, 3)
+
+
 def read_coco(json_path, image_root=None, *, mode: str = "train", aspect_ratio: float = 192 / 256,
               skip_crowd: bool | None = None, min_keypoints: int | None = None, skeleton: str | None = None,
               padding: float = 1.25, dataset: str = "coco") -> list[PoseRecord]:
@@ -314,7 +329,7 @@ def read_coco(json_path, image_root=None, *, mode: str = "train", aspect_ratio: 
         for a in anns.get(im["id"], []):
             if a.get("category_id", person["id"]) != person["id"]: continue
             if skip_crowd and a.get("iscrowd", 0): continue
-            kp = np.asarray(a.get("keypoints") or np.zeros(3 * K), np.float32).reshape(K, 3)
+            kp = _ann_keypoints(a, K, json_path, dataset)
             if (kp[:, 2] > 0).sum() < min_keypoints: continue
             box = _clean_box(a["bbox"], W, H) if "bbox" in a else None
             valid = box is not None and a.get("area", 1) > 0

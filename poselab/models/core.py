@@ -14,9 +14,10 @@ from torch import nn
 
 # %% auto #0
 __all__ = ['BN_MOMENTUM', 'register_model', 'list_models', 'create_model', 'conv3x3', 'downsample_layer', 'BasicBlock',
-           'Bottleneck', 'make_res_layer', 'CheckpointError', 'extract_state_dict', 'compare_state_dicts',
-           'load_checkpoint', 'manifest_dir', 'list_manifests', 'load_manifest', 'check_against_manifest',
-           'ModelProfile', 'profile_model', 'manifest_paper_macs', 'feature_shapes', 'format_rows']
+           'Bottleneck', 'make_res_layer', 'CheckpointError', 'read_checkpoint_file', 'extract_state_dict',
+           'compare_state_dicts', 'load_checkpoint', 'manifest_dir', 'list_manifests', 'load_manifest',
+           'check_against_manifest', 'ModelProfile', 'profile_model', 'manifest_paper_macs', 'feature_shapes',
+           'format_rows']
 
 # %% ../../nbs/08_model_core.ipynb #a8aa76b6
 _MODEL_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
@@ -149,25 +150,51 @@ class CheckpointError(RuntimeError):
 _NESTED_KEYS = ("state_dict", "model", "model_state_dict", "net", "network")
 
 
-def _read_checkpoint_file(path: Path, map_location) -> Any:
-    "Deserialise `path` with `torch.load(weights_only=True)` (or safetensors), explaining refusals."
+_TRUSTED_MODULES = ("torch", "poselab")      # classes whose pickles come from these packages only
+
+
+def read_checkpoint_file(path, map_location="cpu") -> Any:
+    """Deserialise `path` with `torch.load(weights_only=True)` (or safetensors). An empty, truncated or foreign file,
+    or one that pickles Python objects, raises `CheckpointError` naming the file and what is wrong with it."""
+    path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No checkpoint file at {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path} is empty (0 bytes): it was never written completely. Use another checkpoint "
+                              "(a run's best.pt or last.pt) or download the file again.")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
         device = str(map_location) if isinstance(map_location, (str, torch.device)) else "cpu"
-        return load_file(str(path), device=device)
+        try: return load_file(str(path), device=device)
+        except Exception as e:                       # SafetensorError: bad header, truncated data
+            raise CheckpointError(f"{path} is not a readable .safetensors file ({e}): it is truncated, corrupt or "
+                                  "another format; download or export it again.") from None
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         found = re.search(r"GLOBAL (\S+)", str(e))
-        what = f" (it needs the Python object `{found.group(1)}`)" if found else ""
+        if found is None:
+            raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: its bytes are not a torch.save file "
+                                  "(truncated, corrupt or another format). Use another checkpoint (a run's best.pt "
+                                  "or last.pt) or download it again.") from None
+        name = found.group(1)
+        if name.split(".")[0] in _TRUSTED_MODULES:
+            raise CheckpointError(
+                f"{path} cannot be read with torch.load(weights_only=True) (it needs the Python object `{name}`): it "
+                "pickles a whole torch object, typically an nn.Module saved with torch.save(model). poselab never "
+                "unpickles objects. Convert it once, in an environment where you trust the file: "
+                "`m = torch.load(path, weights_only=False); torch.save(m.state_dict(), 'weights.pth')`, "
+                "then load 'weights.pth'.") from None
         raise CheckpointError(
-            f"{path} cannot be read with torch.load(weights_only=True){what}: it pickles Python objects, "
-            "typically a whole nn.Module saved with torch.save(model). poselab never unpickles code. "
-            "Convert it once, in an environment where you trust the file and can import its classes: "
-            "`m = torch.load(path, weights_only=False); torch.save(m.state_dict(), 'weights.pth')`, "
-            "then load 'weights.pth'.") from e
+            f"{path} cannot be read with torch.load(weights_only=True): unpickling it would import and call `{name}`, "
+            "which is not a torch or poselab class, so loading this file may run code on your machine. poselab "
+            "refuses it; do not load it any other way unless you know exactly where it comes from. Ask for the "
+            "weights as a state dict of tensors or a .safetensors file.") from None
+    except Exception as e:                           # truncated zip, foreign bytes, end of file
+        msg = (str(e).splitlines() or [type(e).__name__])[0][:160]
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({type(e).__name__}: {msg}): the file is "
+                              "truncated, corrupt or in another format. Use another checkpoint (a run's best.pt or "
+                              "last.pt) or download it again.") from None
 
 
 def extract_state_dict(ckpt: Any, path: str | os.PathLike | None = None) -> dict[str, torch.Tensor]:
@@ -210,7 +237,7 @@ def _name_list(title: str, names: list[str], n: int = 10) -> str:
 def load_checkpoint(model: nn.Module, path: str | os.PathLike, strict: bool = True, map_location="cpu") -> nn.Module:
     "Load the weights in `path` (.pth, .pth.tar, .pt, .safetensors) into `model`; strict by default. Returns `model`."
     path = Path(path)
-    sd = extract_state_dict(_read_checkpoint_file(path, map_location), path)
+    sd = extract_state_dict(read_checkpoint_file(path, map_location), path)
     own = model.state_dict()
     missing, unexpected, mismatched = compare_state_dicts(own, sd)
     for k in [k for k in missing if k.endswith("num_batches_tracked")]:   # pre-0.4.1 batch norm
