@@ -22,21 +22,23 @@ from matplotlib.figure import Figure
 from torch.utils.data import DataLoader
 
 import poselab
-from .data.formats import DatasetLayoutError, load_dataset, load_mpii_gt_valid, read_coco_detections, read_image
+from .data.formats import (DatasetLayoutError, load_dataset, load_mpii_gt_valid, read_coco_detections, read_image,
+                                  read_mpii_json)
 from .data.pipelines import CorruptImageError, TopDownDataset
 from .grouping import oks_nms, rescore_with_boxes
 from .metrics import (_jsonable, _write_json_atomic, atomic_write, coco_keypoint_eval, coco_results, mpii_pckh, pck, pckh_curve,
                              plot_pckh_bars, plot_pckh_curves, save_metrics)
 from .models.core import create_model, load_checkpoint
 from .skeletons import get_skeleton
-from .train import (DATA_SOURCES, RunConfig, _pair, codec_post_process, evaluate_run, load_run_checkpoint, predict_topdown,
-                           show_predictions, valid_crops)
+from .train import (DATA_SOURCES, RunConfig, _pair, codec_post_process, evaluate_run, load_run_checkpoint,
+                           predict_bottomup, predict_topdown, show_predictions, valid_crops)
 from .viz import draw_skeleton, image_grid
 
 # %% auto #0
-__all__ = ['EVAL_SPLITS', 'DEFAULT_INPUT_SIZE', 'parse_input_size', 'checkpoint_run_config', 'load_pose_model', 'EvalData',
-           'eval_data', 'predict_boxes', 'keypoint_similarity', 'match_people', 'EvalResult', 'score_predictions',
-           'plot_joint_accuracy', 'plot_accuracy_curve', 'show_eval_predictions', 'save_evaluation', 'evaluate_topdown',
+__all__ = ['EVAL_SPLITS', 'DEFAULT_INPUT_SIZE', 'EVAL_TASKS', 'parse_input_size', 'checkpoint_run_config', 'load_pose_model',
+           'EvalData', 'image_list_data', 'eval_data', 'predict_boxes', 'keypoint_similarity', 'match_people',
+           'EvalResult', 'score_predictions', 'score_people', 'plot_joint_accuracy', 'plot_accuracy_curve',
+           'show_eval_predictions', 'save_evaluation', 'evaluate_topdown', 'parse_scales', 'evaluate_bottomup',
            'evaluate_run_dir', 'run_evaluation']
 
 # %% ../nbs/17_evaluate_checkpoints.ipynb #ebc80c51
@@ -101,11 +103,15 @@ class EvalData:
     skeleton: str
     boxes: list            # one `PoseRecord` per person box to crop (ground truth or detector), grouped by image
     gt_records: list       # the ground-truth people the metrics count
-    gt: Any                # COCO annotations of the evaluated images (dict), or MPII's gt_valid arrays
-    image_ids: list        # evaluated images, in order (MPII: the people's image names)
+    gt: Any                # COCO annotations of the evaluated images (dict), MPII-style PCKh arrays, or None (results only)
+    image_ids: list        # evaluated images, in order (MPII-style: the people's image files)
     source: dict           # files read
+    images: list = field(default_factory=list)   # (image file, image id) of the evaluated images, in order
 
     def __repr__(self):
+        if self.gt is None:
+            return (f"EvalData({self.dataset}/{self.split}: {len(self.image_ids)} images, no ground truth, "
+                    f"{len(self.boxes)} boxes from {Path(self.source.get('boxes') or 'none').name})")
         return (f"EvalData({self.dataset}/{self.split}: {len(self.image_ids)} images, {len(self.gt_records)} people, "
                 f"{len(self.boxes)} boxes from {Path(self.source.get('boxes', 'gt')).name})")
 
@@ -136,20 +142,85 @@ def _coco_style(dataset, root, split, boxes, ar, box_score_thr, limit) -> EvalDa
     if isinstance(boxes, str) and boxes == "gt":
         crops = people
     else:
-        det = Path(boxes)
-        if not det.is_file():
-            raise FileNotFoundError(f"detection file {det} not found: give boxes='gt' or the path of a COCO "
-                                    "detection-results json ([{image_id, category_id, bbox, score}, ...])")
-        found = read_coco_detections(det, box_score_thr=box_score_thr, image_root=images, aspect_ratio=ar,
-                                     skeleton=skeleton, annotations=gt)
-        order = {i: n for n, i in enumerate(ids)}
-        crops = sorted(valid_crops([r for r in found if r.image_id in keep]), key=lambda r: order[r.image_id])
-        source["boxes"] = str(det)
+        crops = _boxes_from_detections(boxes, images, ar, skeleton, gt, ids, box_score_thr)
+        source["boxes"] = str(boxes)
     if not crops:
         raise ValueError(f"no person boxes to evaluate in {source['boxes']} for {len(ids)} images of {ann}"
                          + (f" with box_score_thr={box_score_thr}" if source["boxes"] != "gt" else "")
                          + ": lower box_score_thr, check the image ids, or use boxes='gt'")
-    return EvalData(dataset, split, skeleton, crops, people, gt, ids, source)
+    files = {im["id"]: str(images / im["file_name"]) for im in gt["images"]}
+    return EvalData(dataset, split, skeleton, crops, people, gt, ids, source, [(files[i], i) for i in ids])
+
+
+def _boxes_from_detections(boxes, images_dir, ar, skeleton, gt, ids, box_score_thr) -> list:
+    "The person boxes of a detection-results file on the images `ids` (ordered by image), score >= `box_score_thr`."
+    det = Path(boxes)
+    if not det.is_file():
+        raise FileNotFoundError(f"detection file {det} not found: give the path of a COCO detection-results json "
+                                "([{image_id, category_id, bbox, score}, ...])")
+    found = read_coco_detections(det, box_score_thr=box_score_thr, image_root=images_dir, aspect_ratio=ar,
+                                 skeleton=skeleton, annotations=gt)
+    order = {i: n for n, i in enumerate(ids)}
+    return sorted(valid_crops([r for r in found if r.image_id in order]), key=lambda r: order[r.image_id])
+
+
+def _pckh_arrays(people) -> dict:
+    """MPII-style PCKh arrays of people without official head boxes (the synthetic world): the head size is the
+    `upper_neck`–`head_top` distance, written as a square head box whose 0.6 × diagonal equals it."""
+    sk = get_skeleton("mpii")
+    j = np.stack([r.joints[:, :2] for r in people]).astype(np.float64)
+    vis = np.stack([r.joints_vis for r in people]) > 0
+    head = np.linalg.norm(j[:, sk.index("head_top")] - j[:, sk.index("upper_neck")], axis=-1)
+    side = head / 0.6 / np.sqrt(2)
+    boxes = np.stack([np.zeros((2, len(people))), np.stack([side, side])])         # [2 corners, xy, N]
+    return {"pos_gt_src": np.transpose(j + 1.0, [1, 2, 0]), "jnt_missing": (~vis).T.astype(np.int64),
+            "headboxes_src": boxes}
+
+
+def _synthetic_mpii(root, split, limit) -> EvalData:
+    "The synthetic world's MPII-style people (what the hourglass task trains on), scored with PCKh."
+    ann, images = Path(root) / "synthetic" / "mpii" / f"{split}.json", Path(root) / "synthetic" / "images" / split
+    if not ann.is_file():
+        raise DatasetLayoutError(ann, "synthetic", f"not found\nFix: build it with `python -m poselab.synthetic --out "
+                                 f"{Path(root) / 'synthetic'}`, or set data_root to the folder that holds synthetic/.")
+    people = read_mpii_json(ann, images)[:limit]
+    if not people: raise ValueError(f"{ann} lists no people")
+    names = list(dict.fromkeys(r.image for r in people))
+    source = {"annotations": str(ann), "images": str(images), "boxes": "gt",
+              "head_size": "distance upper_neck-head_top (no head boxes)"}
+    return EvalData("synthetic", split, "mpii", people, people, _pckh_arrays(people), names, source,
+                    [(n, n) for n in names])
+
+
+def image_list_data(images: str | os.PathLike, image_root: str | os.PathLike | None = None,
+                    boxes: str | os.PathLike | None = None, input_size=(192, 256), box_score_thr: float = 0.0,
+                    limit: int | None = None, skeleton: str = "coco") -> EvalData:
+    """Results-only data (COCO test-dev style): the images listed in `images` (a COCO image-info json such as
+    `image_info_test-dev2017.json`, or any COCO json with an `images` list), found in `image_root` (default: the
+    json's folder), and the person boxes of the detection-results file `boxes` (top-down; None for bottom-up).
+    There is no ground truth: predictions are written, not scored."""
+    p = Path(images)
+    if not p.is_file():
+        raise FileNotFoundError(f"image list {p} not found: give a COCO image-info json ({{'images': [{{id, file_name, "
+                                "width, height}, ...]}}, e.g. annotations/image_info_test-dev2017.json)")
+    try: info = json.loads(p.read_text())
+    except json.JSONDecodeError as e: raise ValueError(f"image list {p} is not valid JSON ({e})") from None
+    ims = info.get("images") if isinstance(info, dict) else None
+    if not isinstance(ims, list) or not all(isinstance(im, dict) and {"id", "file_name"} <= set(im) for im in ims):
+        raise ValueError(f"image list {p} must be a COCO json with an 'images' list of {{id, file_name, ...}}")
+    if limit is not None and int(limit) < 1: raise ValueError(f"limit={limit!r} must be >= 1 or None")
+    root = Path(image_root) if image_root is not None else p.parent
+    ims = sorted(ims, key=lambda im: im["id"])[:limit]
+    ids = [im["id"] for im in ims]
+    w, h = parse_input_size(input_size)
+    crops = [] if boxes is None else _boxes_from_detections(boxes, root, w / h, skeleton, {"images": ims}, ids,
+                                                            box_score_thr)
+    if boxes is not None and not crops:
+        raise ValueError(f"no person boxes in {boxes} for the {len(ids)} images of {p} with box_score_thr="
+                         f"{box_score_thr}: lower box_score_thr or check the image ids")
+    source = {"image_list": str(p), "images": str(root), "boxes": None if boxes is None else str(boxes)}
+    return EvalData("images", p.stem, skeleton, crops, [], None, ids, source,
+                    [(str(root / im["file_name"]), im["id"]) for im in ims])
 
 
 def _mpii(root, split, boxes, limit) -> EvalData:
@@ -174,21 +245,27 @@ def _mpii(root, split, boxes, limit) -> EvalData:
           "headboxes_src": gt["headboxes_src"][..., :m]}
     source = {"annotations": str(Path(root) / "mpii/annot" / f"{split}.json"), "gt_valid": str(gt_path),
               "images": str(Path(root) / "mpii/images"), "boxes": "gt"}
-    return EvalData("mpii", split, "mpii", people, people, gt, list(dict.fromkeys(r.image for r in people)), source)
+    names = list(dict.fromkeys(r.image for r in people))
+    return EvalData("mpii", split, "mpii", people, people, gt, names, source, [(n, n) for n in names])
 
 
 def eval_data(dataset: str = "synthetic", data_root: str | os.PathLike = "data", split: str | None = None,
               boxes: str | os.PathLike = "gt", input_size=(192, 256), box_score_thr: float = 0.0,
-              limit: int | None = None) -> EvalData:
+              limit: int | None = None, skeleton: str | None = None) -> EvalData:
     """The boxes and ground truth of a split of `dataset` ('synthetic', 'coco' or 'mpii') under `data_root`.
     `boxes`: 'gt' or a COCO detection-results json (kept where score >= `box_score_thr`); `limit`: the first images
-    (COCO-style, by id) or people (MPII)."""
+    (COCO-style, by id) or people (MPII-style). `skeleton='mpii'` on the synthetic world takes its MPII-style people
+    (the hourglass task's data), scored with PCKh."""
     if dataset not in EVAL_SPLITS:
         raise ValueError(f"dataset={dataset!r} is not valid; valid choices: {', '.join(EVAL_SPLITS)}")
     if limit is not None and int(limit) < 1: raise ValueError(f"limit={limit!r} must be >= 1 or None")
     split = split or EVAL_SPLITS[dataset]
     w, h = parse_input_size(input_size)
     if dataset == "mpii": return _mpii(data_root, split, boxes, limit)
+    if dataset == "synthetic" and skeleton == "mpii":
+        if not (isinstance(boxes, str) and boxes == "gt"):
+            raise ValueError("the synthetic MPII-style people are evaluated on their own centres and scales: use boxes='gt'")
+        return _synthetic_mpii(data_root, split, limit)
     return _coco_style(dataset, data_root, split, boxes, w / h, box_score_thr, limit)
 
 # %% ../nbs/17_evaluate_checkpoints.ipynb #2a0e7015
@@ -242,8 +319,9 @@ class EvalResult:
     metrics: dict
     protocol: dict
     data: EvalData | None = None
-    keypoints: np.ndarray | None = None     # [N,K,3] per box: x, y (image pixels), confidence
-    scores: np.ndarray | None = None        # [N] person scores after rescoring
+    keypoints: np.ndarray | None = None     # [N,K,3] per box (top-down) or found person (bottom-up): x, y (image pixels), confidence
+    scores: np.ndarray | None = None        # [N] person scores (top-down: after rescoring)
+    image_ids: np.ndarray | None = None     # [N] image id of each prediction (COCO-style data)
     kept: np.ndarray | None = None          # [N] bool: the person survives OKS-NMS (and is scored)
     matches: np.ndarray | None = None       # [G] index of the prediction paired with each ground-truth person
     curve: dict | None = None               # accuracy (%) against the normalised threshold
@@ -258,17 +336,18 @@ class EvalResult:
         "json-ready predictions: COCO results of the kept people, or one dict per MPII person (0-based pixels)."
         if self.keypoints is None: return []
         d, k = self.data, self.keypoints
-        if d.dataset == "mpii":
+        if d.skeleton == "mpii":
             return [{"image": Path(r.image).name, "center": np.asarray(r.center).tolist(),
                      "scale": np.asarray(r.scale).tolist(), "joints": np.round(kp, 3).tolist()}
                     for r, kp in zip(d.boxes, k)]
         idx = np.flatnonzero(self.kept)
-        return coco_results([d.boxes[i].image_id for i in idx], k[idx], self.scores[idx])
+        return coco_results(self.image_ids[idx], k[idx], self.scores[idx])
 
     @functools.cached_property
     def figures(self) -> dict:
         "The pictures of this evaluation by name: predictions (vs ground truth), joint_accuracy, curve."
         if self.keypoints is None: return dict(self.pictures)
+        if self.data.gt is None: return {"predictions": show_eval_predictions(self), **self.pictures}   # results only
         return {"predictions": show_eval_predictions(self), "joint_accuracy": plot_joint_accuracy(self),
                 "curve": plot_accuracy_curve(self), **self.pictures}
 
@@ -304,15 +383,25 @@ def _score_coco_style(data: EvalData, kps: np.ndarray, nms_thr, in_vis_thr) -> d
         for g in np.split(np.argsort(inv, kind="stable"), np.cumsum(np.bincount(inv))[:-1]):
             kept[g[oks_nms(kps[g], scores[g], areas[g], nms_thr, sk.sigmas, in_vis_thr)]] = True
     idx = np.flatnonzero(kept)
-    stats = coco_keypoint_eval(data.gt, coco_results(ids[idx], kps[idx], scores[idx]),
-                               sigmas=None if sk.name == "coco" else sk.sigmas)
+    out = _coco_people_metrics(data, ids[idx], kps[idx], scores[idx])
+    out["metrics"].update(boxes=len(kps), scored=len(idx))
+    return dict(out, scores=scores, kept=kept, image_ids=ids)
+
+
+def _coco_people_metrics(data: EvalData, ids, kps, scores) -> dict:
+    "COCO AP, per-joint accuracy and the PCK curve of the scored people `kps` [P,K,3] on images `ids` [P]."
+    if data.gt is None:                              # results only: nothing to score against
+        return dict(metrics={"images": len(data.image_ids), "people_predicted": len(kps)}, matches=None, curve=None)
+    sk = get_skeleton(data.skeleton)
+    ids = np.asarray(ids)
+    stats = coco_keypoint_eval(data.gt, coco_results(ids, kps, scores), sigmas=None if sk.name == "coco" else sk.sigmas)
     people = data.gt_records
     gxy = np.stack([r.joints[:, :2] for r in people]) if people else np.zeros((0, sk.num_joints, 2))
     gvis = np.stack([r.joints_vis > 0 for r in people]) if people else np.zeros((0, sk.num_joints), bool)
     area = np.array([r.area if r.area else np.prod(np.asarray(r.bbox, np.float64)[2:4]) for r in people])
-    match = match_people(gxy, gvis, area, [r.image_id for r in people], kps[idx, :, :2], ids[idx], sk.sigmas)
+    match = match_people(gxy, gvis, area, [r.image_id for r in people], kps[:, :, :2], ids, sk.sigmas)
     m = match >= 0
-    pred = np.zeros_like(gxy); pred[m] = kps[idx[match[m]], :, :2]
+    pred = np.zeros_like(gxy); pred[m] = kps[match[m], :, :2]
     vis = gvis & m[:, None]                            # labelled joints of the paired people
     good = (keypoint_similarity(pred, gxy, area, sk.sigmas) >= 0.5) & vis
     norm = np.array([_box_side(r) for r in people])
@@ -321,9 +410,9 @@ def _score_coco_style(data: EvalData, kps: np.ndarray, nms_thr, in_vis_thr) -> d
     metrics = {**stats, "PCK@0.2": float(mean[20]) if mean is not None else None,
                "joint_accuracy": _named(sk.joints, _share(good.sum(0), vis.sum(0))),
                "joint_accuracy_mean": float(good.sum() / vis.sum()) if vis.any() else None,
-               "people": len(people), "matched": int(m.sum()), "boxes": len(kps), "scored": len(idx)}
+               "people": len(people), "matched": int(m.sum()), "scored": len(kps)}
     curve = {"thresholds": _THRESHOLDS, "mean": mean, "per_joint": per_joint} if mean is not None else None
-    return dict(metrics=metrics, scores=scores, kept=kept, matches=match, curve=curve)
+    return dict(metrics=metrics, matches=match, curve=curve)
 
 
 def _score_mpii(data: EvalData, kps: np.ndarray) -> dict:
@@ -334,6 +423,7 @@ def _score_mpii(data: EvalData, kps: np.ndarray) -> dict:
     names = {"Mean": "PCKh", "Mean@0.1": "PCKh@0.1"}
     metrics = {names.get(k, f"PCKh_{k}"): v for k, v in table.items()}
     metrics.update(joint_accuracy=_named(get_skeleton("mpii").joints, at_half), people=len(kps), boxes=len(kps))
+    if "head_size" in data.source: metrics["PCKh@0.1"] = float(curve["mean"][10])   # exactly 0.1 (the table's is 0.11)
     return dict(metrics=metrics, curve=curve, pckh=table, kept=np.ones(len(kps), bool),
                 scores=np.ones(len(kps)), matches=np.arange(len(kps)))
 
@@ -346,16 +436,38 @@ def score_predictions(data: EvalData, keypoints, nms_thr: float | None = 0.9, in
     if kps.shape != (len(data.boxes), K, 3):
         raise ValueError(f"keypoints must be [N,K,3] = [{len(data.boxes)},{K},3] (x, y, confidence per box), "
                          f"got {kps.shape}")
-    out = _score_mpii(data, kps) if data.dataset == "mpii" else _score_coco_style(data, kps, nms_thr, in_vis_thr)
+    mpii_style = data.skeleton == "mpii" and data.gt is not None
+    out = _score_mpii(data, kps) if mpii_style else _score_coco_style(data, kps, nms_thr, in_vis_thr)
     protocol = {"dataset": data.dataset, "split": data.split, "skeleton": data.skeleton, **data.source,
-                "images": len(data.image_ids), "people": len(data.gt_records), "boxes_evaluated": len(kps)}
-    if data.dataset != "mpii":
+                "images": len(data.image_ids), "people": len(data.gt_records) if data.gt is not None else None,
+                "boxes_evaluated": len(kps)}
+    if not mpii_style:
         protocol.update(rescoring=f"box score x mean of keypoint scores > {in_vis_thr}", oks_nms_thr=nms_thr,
                         joint_accuracy="share of the labelled joints of paired people with keypoint similarity >= 0.5",
                         curve="PCK (%) against the error threshold as a fraction of the longer side of the person box")
     else:
         protocol.update(joint_accuracy="PCKh@0.5 (%)", curve="mean PCKh (%) against the head-normalised threshold")
+    if data.gt is None: protocol.update(ground_truth=None, joint_accuracy=None, curve=None)
     return EvalResult(protocol=protocol, data=data, keypoints=kps, **out)
+
+
+def score_people(data: EvalData, image_ids, keypoints, scores) -> EvalResult:
+    """Score people found without boxes (bottom-up): keypoints [P,K,3] on images `image_ids` [P] with their grouping
+    `scores`, all of them scored (no rescoring, no NMS): COCO AP, per-joint accuracy and the PCK curve."""
+    kps = np.asarray(keypoints, np.float64).reshape(-1, get_skeleton(data.skeleton).num_joints, 3)
+    ids, sc = np.asarray(image_ids), np.asarray(scores, np.float64)
+    if not (len(ids) == len(kps) == len(sc)):
+        raise ValueError(f"image_ids, keypoints and scores must have one entry per person: {len(ids)}, {len(kps)}, {len(sc)}")
+    out = _coco_people_metrics(data, ids, kps, sc)
+    protocol = {"dataset": data.dataset, "split": data.split, "skeleton": data.skeleton, **data.source,
+                "images": len(data.image_ids), "people": len(data.gt_records) if data.gt is not None else None,
+                "people_found": len(kps), "scoring": "grouping score (mean heatmap value of the person's joints), no NMS"}
+    if data.gt is not None:
+        protocol.update(joint_accuracy="share of the labelled joints of paired people with keypoint similarity >= 0.5",
+                        curve="PCK (%) against the error threshold as a fraction of the longer side of the person box")
+    else: protocol.update(ground_truth=None)
+    return EvalResult(protocol=protocol, data=data, keypoints=kps, scores=sc, kept=np.ones(len(kps), bool),
+                      image_ids=ids, **out)
 
 # %% ../nbs/17_evaluate_checkpoints.ipynb #1341bb31
 def _fig(w: float, h: float) -> tuple[Figure, Any]:
@@ -400,33 +512,37 @@ def plot_accuracy_curve(result: EvalResult, ax=None, label: str | None = None) -
 
 
 def _image_people(result: EvalResult):
-    "(image path, predicted people [P,K,3], ground-truth people [G,K,3]) per evaluated image, in order."
+    "(image path, predicted people [P,K,3], ground-truth people [G,K,3] or None) per evaluated image, in order."
     d, k = result.data, result.keypoints
-    key = (lambda r: r.image) if d.dataset == "mpii" else (lambda r: r.image_id)
-    box_key = np.array([key(r) for r in d.boxes], dtype=object)
+    mpii_style = d.skeleton == "mpii" and result.image_ids is None
+    key = (lambda r: r.image) if mpii_style else (lambda r: r.image_id)
+    pred_key = (np.array([key(r) for r in d.boxes], dtype=object) if result.image_ids is None
+                else np.asarray(result.image_ids, dtype=object))
+    paths = {i: p for p, i in d.images} or {key(r): r.image for r in [*d.boxes, *d.gt_records]}
     for img in d.image_ids:
-        pi = np.flatnonzero((box_key == img) & result.kept)
+        pi = np.flatnonzero((pred_key == img) & result.kept)
         gts = [r for r in d.gt_records if key(r) == img]
-        path = (d.boxes[pi[0]] if len(pi) else gts[0] if gts else None)
-        if path is None: continue
-        yield path.image, k[pi], np.stack([r.joints for r in gts]) if gts else None
+        if img not in paths: continue
+        yield paths[img], k[pi], np.stack([r.joints for r in gts]) if gts else None
 
 
 def show_eval_predictions(result: EvalResult, n: int = 6, ncols: int = 2, vis_thr: float = 0.2,
                           width: float = 8.0) -> Figure:
-    "Evaluated images with the predicted people (left, joints above `vis_thr`) and the ground truth (right)."
-    sk, tiles = result.data.skeleton, []
+    """Evaluated images with the predicted people (left, joints above `vis_thr`) and the ground truth (right);
+    the predictions alone when there is no ground truth (results-only mode)."""
+    sk, tiles, with_gt = result.data.skeleton, [], result.data.gt is not None
     for path, pred, gt in _image_people(result):
         img = read_image(path)
         if img is None: continue
         left = draw_skeleton(img, pred, sk, vis_thr=vis_thr) if len(pred) else img
         right = draw_skeleton(img, gt, sk, vis_thr=0.5) if gt is not None else img
-        tiles.append(np.concatenate([left, right], 1))
+        tiles.append(np.concatenate([left, right], 1) if with_gt else left)
         if len(tiles) == n: break
     if not tiles: raise ValueError("no readable evaluated image to draw")
     rows = -(-len(tiles) // ncols)
-    aspect = tiles[0].shape[0] / tiles[0].shape[1]
-    return image_grid(tiles, ncols=ncols, titles=["prediction | ground truth"] * len(tiles), dpi=72,
+    aspect = max(t.shape[0] / t.shape[1] for t in tiles)
+    title = "prediction | ground truth" if with_gt else "prediction"
+    return image_grid(tiles, ncols=ncols, titles=[title] * len(tiles), dpi=72,
                       figsize=(width, width / min(ncols, len(tiles)) * aspect * rows + 0.3 * rows))
 
 # %% ../nbs/17_evaluate_checkpoints.ipynb #d36f1f7b
@@ -456,24 +572,35 @@ def evaluate_topdown(model: str | nn.Module | None = None, checkpoint: str | os.
                      boxes: str | os.PathLike = "gt", flip_test: bool = True, input_size=None, device: str = "cpu",
                      limit: int | None = None, model_kwargs: Mapping | None = None, box_score_thr: float = 0.0,
                      nms_thr: float | None = 0.9, in_vis_thr: float = 0.2, batch_size: int = 32,
-                     output_dir: str | os.PathLike | None = None, codec: str | None = None) -> EvalResult:
+                     output_dir: str | os.PathLike | None = None, codec: str | None = None,
+                     skeleton: str | None = None, images: str | os.PathLike | None = None,
+                     image_root: str | os.PathLike | None = None, task: str = "topdown") -> EvalResult:
     """Top-down evaluation of `model` (registry name or `nn.Module`) with the weights in `checkpoint` (a run's
     best.pt/last.pt or an official .pth/.pth.tar/.safetensors) on a split of `dataset`, with ground-truth boxes or a
-    COCO detection-results file (`boxes`) and optional flip test; everything is written to `output_dir` when given. `codec` (standard | dark) picks the
-    heatmap decoding; by default the one the run was trained with (standard for official checkpoints)."""
+    COCO detection-results file (`boxes`) and optional flip test; everything is written to `output_dir` when given.
+    `codec` (standard | dark) picks the heatmap decoding; by default the one the run was trained with (standard for
+    official checkpoints). `skeleton='mpii'` on the synthetic world evaluates its MPII-style people (hourglass runs).
+    With `images` (a COCO image-info json) it runs results-only: detector `boxes` on those images, no ground truth."""
     t0 = time.perf_counter()
     if dataset not in EVAL_SPLITS:
         raise ValueError(f"dataset={dataset!r} is not valid; valid choices: {', '.join(EVAL_SPLITS)}")
-    skeleton = "mpii" if dataset == "mpii" else "coco"
+    skeleton = skeleton or ("mpii" if dataset == "mpii" else "coco")
     net, cfg = load_pose_model(model, checkpoint, get_skeleton(skeleton).num_joints, model_kwargs, device)
-    size = parse_input_size(input_size if input_size is not None else cfg.get("input_size") or DEFAULT_INPUT_SIZE[dataset])
-    data = eval_data(dataset, data_root, split, boxes, size, box_score_thr, limit)
+    default = DEFAULT_INPUT_SIZE["mpii" if skeleton == "mpii" else dataset]
+    size = parse_input_size(input_size if input_size is not None else cfg.get("input_size") or default)
+    if images is not None:
+        if isinstance(boxes, str) and boxes == "gt":
+            raise ValueError("results-only evaluation (images=...) has no ground-truth boxes: give boxes=<COCO "
+                             "detection-results json> for a top-down model")
+        data = image_list_data(images, image_root, boxes, size, box_score_thr, limit, skeleton)
+    else:
+        data = eval_data(dataset, data_root, split, boxes, size, box_score_thr, limit, skeleton)
     codec = codec or cfg.get("codec") or "standard"          # a poselab run says which codec it was trained with
     kps = predict_boxes(net, data, size, flip_test, device, batch_size, codec)
     res = score_predictions(data, kps, nms_thr, in_vis_thr)
     name = model if isinstance(model, str) else cfg.get("model") if model is None else type(model).__name__
     kwargs = {**(cfg.get("model_kwargs") or {}), **(model_kwargs or {})} if model is None else dict(model_kwargs or {})
-    res.protocol = {"task": "topdown", "checkpoint": None if checkpoint is None else str(checkpoint), "model": name,
+    res.protocol = {"task": task, "checkpoint": None if checkpoint is None else str(checkpoint), "model": name,
                     "model_kwargs": kwargs, **res.protocol,
                     "box_score_thr": box_score_thr if data.source["boxes"] != "gt" else None,
                     "flip_test": bool(flip_test), "input_size": list(size), "limit": limit,
@@ -485,13 +612,71 @@ def evaluate_topdown(model: str | nn.Module | None = None, checkpoint: str | os.
         save_evaluation(res, output_dir)
     return res
 
+# %% ../nbs/17_evaluate_checkpoints.ipynb #c3d5e7f1
+def parse_scales(v) -> list[float]:
+    "Test scales from a list, one number, or text such as '[2, 1, 0.5]' / '1,0.5' (as papermill passes them); must hold 1."
+    if isinstance(v, str): v = yaml.safe_load(v if v.strip().startswith("[") else f"[{v}]")
+    if isinstance(v, (int, float)): v = [v]
+    try: scales = [float(s) for s in v]
+    except (TypeError, ValueError): raise ValueError(f"scales={v!r} must be numbers, e.g. [1] or [2, 1, 0.5]") from None
+    if not scales or min(scales) <= 0 or 1.0 not in scales:
+        raise ValueError(f"scales={scales} must be positive and contain 1 (the grouping uses the tags of scale 1), "
+                         "e.g. [1] or [2, 1, 0.5]")
+    return scales
+
+
+def _square_size(v) -> int:
+    w, h = _pair(v, "input_size")
+    if w != h or w % 32:
+        raise ValueError(f"input_size={v!r}: a bottom-up network takes one size, a multiple of 32 (the short side of "
+                         "the test input; the long side follows the image), e.g. 512")
+    return w
+
+
+def evaluate_bottomup(model: str | nn.Module | None = None, checkpoint: str | os.PathLike | None = None,
+                      dataset: str = "synthetic", data_root: str | os.PathLike = "data", split: str | None = None,
+                      flip_test: bool = True, scales=(1.0,), input_size=None, device: str = "cpu",
+                      limit: int | None = None, model_kwargs: Mapping | None = None,
+                      output_dir: str | os.PathLike | None = None, images: str | os.PathLike | None = None,
+                      image_root: str | os.PathLike | None = None) -> EvalResult:
+    """Bottom-up (HigherHRNet) evaluation on whole images: every scale of `scales` (with `flip_test` also mirrored)
+    through `train.predict_bottomup`, people grouped by their tags and scored with COCO AP, per-joint accuracy and the
+    PCK curve. `input_size` is the short side of the scale-1 input (default: the run's, else 512). With `images` (a
+    COCO image-info json) it runs results-only: predictions are written, not scored."""
+    t0 = time.perf_counter()
+    if dataset not in ("synthetic", "coco"):
+        raise ValueError(f"dataset={dataset!r} is not valid for a bottom-up model; valid choices: synthetic, coco")
+    net, cfg = load_pose_model(model, checkpoint, 17, model_kwargs, device)
+    size = _square_size(input_size if input_size is not None else (cfg.get("input_size") or [512])[0])
+    scales = parse_scales(scales)
+    data = (image_list_data(images, image_root, None, size, limit=limit) if images is not None
+            else eval_data(dataset, data_root, split, "gt", size, limit=limit))
+    ids, kps, scores, bad = predict_bottomup(net, data.images, size, _device(device), flip_test, scales)
+    if bad:
+        raise CorruptImageError(f"{len(bad)} images cannot be decoded ({', '.join(bad[:5])}); replace them or "
+                                "leave them out, then evaluate again")
+    res = score_people(data, ids, kps, scores)
+    name = model if isinstance(model, str) else cfg.get("model") if model is None else type(model).__name__
+    kwargs = {**(cfg.get("model_kwargs") or {}), **(model_kwargs or {})} if model is None else dict(model_kwargs or {})
+    res.protocol = {"task": "bottomup", "checkpoint": None if checkpoint is None else str(checkpoint), "model": name,
+                    "model_kwargs": kwargs, **res.protocol, "flip_test": bool(flip_test), "scales": scales,
+                    "input_size": size, "limit": limit,
+                    "decoding": "stages resized to the scale-1 input and averaged" + (" with the mirrored pass" if flip_test else "")
+                                + (", scales averaged" if len(scales) > 1 else "") + ", tags grouped (group_keypoints)",
+                    "device": str(_device(device)), "seconds": round(time.perf_counter() - t0, 3),
+                    "poselab": poselab.__version__, "torch": torch.__version__}
+    if output_dir is not None:
+        res.protocol["output_dir"] = str(output_dir)
+        save_evaluation(res, output_dir)
+    return res
+
 # %% ../nbs/17_evaluate_checkpoints.ipynb #f6d611f9
 def evaluate_run_dir(run_dir: str | os.PathLike, which: str = "best", flip_test: bool | None = None,
                      limit: int | None = None, device: str = "cpu",
-                     output_dir: str | os.PathLike | None = None) -> EvalResult:
+                     output_dir: str | os.PathLike | None = None, scales=(1.0,)) -> EvalResult:
     """Evaluate a poselab run folder's `best.pt` (or `last.pt`) with the run's own settings and write the results to
-    `output_dir` (default `run_dir/eval_<which>`). Top-down runs get the full evaluation of `evaluate_topdown`; runs of
-    other tasks the training engine's `evaluate_run` and its prediction picture."""
+    `output_dir` (default `run_dir/eval_<which>`). Top-down and hourglass runs get `evaluate_topdown`, bottom-up runs
+    `evaluate_bottomup` (at `scales`); runs of other tasks the training engine's `evaluate_run` and its picture."""
     if which not in ("best", "last"): raise ValueError(f"which={which!r} is not valid; valid choices: best, last")
     run_dir = Path(run_dir)
     p = run_dir / f"{which}.pt"
@@ -505,10 +690,15 @@ def evaluate_run_dir(run_dir: str | os.PathLike, which: str = "best", flip_test:
     cfg = RunConfig.from_dict(settings, resume=False)
     out = Path(output_dir) if output_dir is not None else run_dir / f"eval_{which}"
     flip = cfg.flip_test if flip_test is None else bool(flip_test)
-    if cfg.task == "topdown":
+    if cfg.task in ("topdown", "hourglass"):
         return evaluate_topdown(cfg.model, p, cfg.dataset, cfg.data_root, flip_test=flip, input_size=cfg.input_size,
                                 device=device, limit=limit, model_kwargs=cfg.model_kwargs, batch_size=cfg.batch_size,
-                                output_dir=out, codec=cfg.codec)
+                                output_dir=out, codec=cfg.codec, skeleton="mpii" if cfg.task == "hourglass" else None,
+                                task=cfg.task)
+    if cfg.task == "bottomup":
+        return evaluate_bottomup(cfg.model, p, cfg.dataset, cfg.data_root, flip_test=flip, scales=scales,
+                                 input_size=cfg.input_size[0], device=device, limit=limit,
+                                 model_kwargs=cfg.model_kwargs, output_dir=out)
     metrics = evaluate_run(run_dir, which, device, flip_test=flip, limit_val=limit)
     fig = show_predictions(run_dir, which=which, device=device)
     res = EvalResult(metrics=metrics, protocol={"task": cfg.task, "checkpoint": str(p), "model": cfg.model,
@@ -519,22 +709,51 @@ def evaluate_run_dir(run_dir: str | os.PathLike, which: str = "best", flip_test:
     return res
 
 
+EVAL_TASKS = ("topdown", "hourglass", "bottomup")
+
+
 def run_evaluation(run_dir: str | os.PathLike | None = None, which: str = "best", model: str | nn.Module | None = None,
                    checkpoint: str | os.PathLike | None = None, dataset: str = "synthetic",
                    data_root: str | os.PathLike = "data", split: str | None = None, boxes: str | os.PathLike = "gt",
                    flip_test: bool | None = None, input_size=None, device: str = "cpu",
                    output_dir: str | os.PathLike | None = None, limit: int | None = None,
-                   model_kwargs: Mapping | str | None = None, box_score_thr: float = 0.0) -> EvalResult:
-    """What `nbs/evaluate.ipynb` runs. With `model` or a `checkpoint` file: `evaluate_topdown` (flip test unless
-    `flip_test=False`; output in `outputs/eval_<checkpoint>_<dataset>_<split>` by default). Otherwise
-    `evaluate_run_dir(run_dir, which)`, where `checkpoint` may also say 'best' or 'last'. `model_kwargs` may be YAML
-    text, as papermill passes it."""
+                   model_kwargs: Mapping | str | None = None, box_score_thr: float = 0.0, task: str | None = None,
+                   scales=None, images: str | os.PathLike | None = None,
+                   image_root: str | os.PathLike | None = None) -> EvalResult:
+    """What `nbs/evaluate.ipynb` runs. With `model` or a `checkpoint` file: `evaluate_topdown` or, for `task`
+    'bottomup' (default for a run of that task or a HigherHRNet), `evaluate_bottomup` (flip test unless
+    `flip_test=False`; output in `outputs/eval_<checkpoint>_<dataset>_<split>` by default). With `images` (a COCO
+    image-info json, test-dev style) the run's or the given checkpoint predicts without ground truth (results only;
+    top-down needs detector `boxes`). Otherwise `evaluate_run_dir(run_dir, which)`, where `checkpoint` may also say
+    'best' or 'last'. `model_kwargs` and `scales` may be YAML text, as papermill passes them."""
     if isinstance(model_kwargs, str): model_kwargs = yaml.safe_load(model_kwargs) or {}
-    if model is None and (checkpoint is None or str(checkpoint) in ("best", "last")):
+    if task is not None and task not in EVAL_TASKS:
+        raise ValueError(f"task={task!r} is not valid; valid choices: {', '.join(EVAL_TASKS)} (None: the run's own)")
+    scales = parse_scales(scales if scales is not None else [1.0])
+    named = checkpoint is not None and str(checkpoint) in ("best", "last")
+    if model is None and (checkpoint is None or named) and images is None:
         if run_dir is None: raise ValueError("give run_dir (a poselab run folder) or model + checkpoint")
-        return evaluate_run_dir(run_dir, checkpoint or which, flip_test, limit, device, output_dir)
+        return evaluate_run_dir(run_dir, checkpoint or which, flip_test, limit, device, output_dir, scales)
+    if checkpoint is None or named:                     # results only with a run's own checkpoint
+        if run_dir is None and model is None: raise ValueError("give run_dir (a poselab run folder) or model + checkpoint")
+        if run_dir is not None:
+            checkpoint = Path(run_dir) / f"{checkpoint or which}.pt"
+            if not checkpoint.is_file():
+                raise FileNotFoundError(f"{checkpoint} not found: train first or pass checkpoint=<weights file>")
+        else: checkpoint = None
+    settings = checkpoint_run_config(checkpoint) if checkpoint is not None else {}
+    run_task = settings.get("task")
+    name = model if isinstance(model, str) else settings.get("model", "")
+    task = task or (run_task if run_task in EVAL_TASKS else "bottomup" if str(name).startswith("higher_hrnet") else "topdown")
     if output_dir is None:
-        stem = Path(checkpoint).name.split(".")[0] if checkpoint is not None else str(model)
-        output_dir = Path("outputs") / f"eval_{stem}_{dataset}_{split or EVAL_SPLITS.get(dataset, '')}"
-    return evaluate_topdown(model, checkpoint, dataset, data_root, split, boxes, True if flip_test is None else flip_test,
-                            input_size, device, limit, model_kwargs, box_score_thr, output_dir=output_dir)
+        stem = (Path(checkpoint).name.split(".")[0] if checkpoint is not None else str(model))
+        where = Path(images).stem if images is not None else f"{dataset}_{split or EVAL_SPLITS.get(dataset, '')}"
+        output_dir = Path("outputs") / f"eval_{stem}_{where}"
+    flip = True if flip_test is None else flip_test
+    if task == "bottomup":
+        return evaluate_bottomup(model, checkpoint, dataset, data_root, split, flip, scales, input_size, device, limit,
+                                 model_kwargs, output_dir, images, image_root)
+    return evaluate_topdown(model, checkpoint, dataset, data_root, split, boxes, flip, input_size, device, limit,
+                            model_kwargs, box_score_thr, output_dir=output_dir,
+                            skeleton="mpii" if task == "hourglass" else None, images=images, image_root=image_root,
+                            task=task)
