@@ -730,7 +730,7 @@ class BottomUpTask(Task):
         if self.cfg.run_dir.is_dir(): atomic_write(self.cfg.run_dir / "backbone_init.json", json.dumps(info, indent=1))
         print(f"backbone_init: {len(rep.loaded)} backbone tensors loaded from {p} ({rep.loaded[0]} … {rep.loaded[-1]}); "
               f"{len(rep.missing)} backbone tensors of the model not in it; {len(rep.unused)} of its tensors unused "
-              "(the classification head)")
+              "(the classification head and the fusions into the lower-resolution branches)")
         return rep
 
     def build_optimizer(self, model: nn.Module, total_steps: int):
