@@ -30,8 +30,8 @@ from .metrics import (_jsonable, _write_json_atomic, atomic_write, coco_keypoint
                              plot_pckh_bars, plot_pckh_curves, save_metrics)
 from .models.core import create_model, load_checkpoint
 from .skeletons import get_skeleton
-from .train import (DATA_SOURCES, RunConfig, _pair, codec_post_process, evaluate_run, load_run_checkpoint,
-                           predict_bottomup, predict_topdown, show_predictions, valid_crops)
+from .train import (DATA_SOURCES, RunConfig, _pair, codec_post_process, evaluate_run, head_size_pckh_gt,
+                           load_run_checkpoint, predict_bottomup, predict_topdown, show_predictions, valid_crops)
 from .viz import draw_skeleton, image_grid
 
 # %% auto #0
@@ -164,22 +164,6 @@ def _boxes_from_detections(boxes, images_dir, ar, skeleton, gt, ids, box_score_t
     return sorted(valid_crops([r for r in found if r.image_id in order]), key=lambda r: order[r.image_id])
 
 
-def _pckh_arrays(people) -> dict:
-    """MPII-style PCKh arrays of people without official head boxes (the synthetic world): the head size is the
-    `upper_neck`–`head_top` distance, written as a square head box whose 0.6 × diagonal equals it. People whose two
-    head joints are not both labelled have no head size and are left out (all their joints count as missing)."""
-    sk = get_skeleton("mpii")
-    j = np.stack([r.joints[:, :2] for r in people]).astype(np.float64)
-    vis = np.stack([r.joints_vis for r in people]) > 0
-    head = np.linalg.norm(j[:, sk.index("head_top")] - j[:, sk.index("upper_neck")], axis=-1)
-    sized = vis[:, sk.index("head_top")] & vis[:, sk.index("upper_neck")] & (head > 0)
-    vis &= sized[:, None]; head = np.where(sized, head, 1.0)
-    side = head / 0.6 / np.sqrt(2)
-    boxes = np.stack([np.zeros((2, len(people))), np.stack([side, side])])         # [2 corners, xy, N]
-    return {"pos_gt_src": np.transpose(j + 1.0, [1, 2, 0]), "jnt_missing": (~vis).T.astype(np.int64),
-            "headboxes_src": boxes}
-
-
 def _synthetic_mpii(root, split, limit) -> EvalData:
     "The synthetic world's MPII-style people (what the hourglass task trains on), scored with PCKh."
     ann, images = Path(root) / "synthetic" / "mpii" / f"{split}.json", Path(root) / "synthetic" / "images" / split
@@ -189,7 +173,7 @@ def _synthetic_mpii(root, split, limit) -> EvalData:
     people = read_mpii_json(ann, images)[:limit]
     if not people: raise ValueError(f"{ann} lists no people")
     names = list(dict.fromkeys(r.image for r in people))
-    gt = _pckh_arrays(people)
+    gt = head_size_pckh_gt(people)
     source = {"annotations": str(ann), "images": str(images), "boxes": "gt",
               "head_size": "distance upper_neck-head_top (no head boxes)",
               "people_without_head_size": int(gt["jnt_missing"].all(0).sum())}
@@ -422,13 +406,12 @@ def _coco_people_metrics(data: EvalData, ids, kps, scores) -> dict:
 
 def _score_mpii(data: EvalData, kps: np.ndarray) -> dict:
     gt = (data.gt["pos_gt_src"], data.gt["jnt_missing"], data.gt["headboxes_src"])
-    table = mpii_pckh(kps[..., :2], *gt)
+    table = mpii_pckh(kps[..., :2], *gt, exact_low="head_size" in data.source)   # synthetic: as the engine
     curve = pckh_curve(kps[..., :2], *gt)
     at_half = pckh_curve(kps[..., :2], *gt, thresholds=[0.5])["per_joint"][0]
     names = {"Mean": "PCKh", "Mean@0.1": "PCKh@0.1"}
     metrics = {names.get(k, f"PCKh_{k}"): v for k, v in table.items()}
     metrics.update(joint_accuracy=_named(get_skeleton("mpii").joints, at_half), people=len(kps), boxes=len(kps))
-    if "head_size" in data.source: metrics["PCKh@0.1"] = float(curve["mean"][10])   # exactly 0.1 (the table's is 0.11)
     return dict(metrics=metrics, curve=curve, pckh=table, kept=np.ones(len(kps), bool),
                 scores=np.ones(len(kps)), matches=np.arange(len(kps)))
 

@@ -110,13 +110,15 @@ def test_hourglass_run_dir(data_root, tmp_path):
     run = tiny_run(data_root, tmp_path / "runs", task="hourglass", input_size=(64, 64),
                    model_kwargs={"num_stacks": 2, "depth": 2, "num_feats": 32, "visibility_head": True},
                    options={"masking_prob": 0.5})
-    papermill(tmp_path / "evaluate.ipynb", "-p", "run_dir", str(run), "-p", "flip_test", "True")
+    papermill(tmp_path / "evaluate.ipynb", "-p", "run_dir", str(run))
     out = run / "eval_best"
     assert sorted(p.name for p in out.iterdir()) == sorted(["metrics.json", "predictions.json", *PICTURES])
     saved = json.loads((out / "metrics.json").read_text())
     m, p = saved["metrics"], saved["protocol"]
     assert (p["task"], p["skeleton"], p["model"], p["flip_test"], p["input_size"]) == ("hourglass", "mpii",
-                                                                                     "stacked_hourglass", True, [64, 64])
+                                                                                     "stacked_hourglass", False, [64, 64])
+    final = json.loads((run / "metrics.json").read_text())["final"]       # the engine's validation of the same weights
+    assert {k: m[k] for k in final} == pytest.approx(final, abs=1e-9)
     people = json.loads((data_root / "synthetic/mpii/val.json").read_text())
     assert m["people"] == len(people) and len(m["joint_accuracy"]) == 16
     assert all(0.0 <= m[k] <= 100.0 for k in ("PCKh", "PCKh@0.1", "PCKh_Head", "PCKh_Ankle"))
