@@ -16,6 +16,10 @@ py_versions = ["3.11", "3.12", "3.13"]
 
 requirements = cfg.get("requirements", "").split()
 dev_requirements = cfg.get("dev_requirements", "").split()
+# optional extras: every other `<name>_requirements` key of settings.ini, e.g. mlflow_requirements -> poselab[mlflow]
+extras = {k.removesuffix("_requirements"): cfg[k].split() for k in cfg
+          if k.endswith("_requirements") and k not in ("requirements", "dev_requirements", "pip_requirements",
+                                                         "conda_requirements")}
 readme = here / "README.md"
 
 setuptools.setup(
@@ -40,7 +44,7 @@ setuptools.setup(
     include_package_data=True,
     package_data={cfg["lib_name"]: ["assets/**/*"]},
     install_requires=requirements,
-    extras_require={"dev": dev_requirements},
+    extras_require={"dev": dev_requirements, **extras},
     python_requires=">=" + cfg["min_python"],
     zip_safe=False,
     entry_points={

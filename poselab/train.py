@@ -51,12 +51,12 @@ __all__ = ['TASKS', 'TASK_MODULES', 'TASK_CLASSES', 'OPTIMIZERS', 'LR_SCHEDULES'
            'DATA_SOURCES', 'RUN_FILES', 'register_task', 'task_names', 'get_task', 'ConfigError', 'RunConfig',
            'sample_seed', 'ResumableBatchSampler', 'SeededDataset', 'missing_data', 'valid_crops',
            'mark_missing_images', 'Task', 'codec_post_process', 'predict_topdown', 'unique_samples', 'joint_error_pct',
-           'TopDownTask', 'HourglassTask', 'BottomUpTask', 'synthetic_class_folders', 'ImageFolderDataset',
-           'ClassificationTask', 'build_optimizer', 'resolve_device', 'amp_dtype', 'rng_state', 'set_rng_state',
-           'clean_orphans', 'save_checkpoint', 'load_run_checkpoint', 'RunLogger', 'init_distributed',
-           'NonFiniteLossError', 'weights_bytes', 'machine_description', 'RunExistsError', 'check_run_dir',
-           'seed_everything', 'train', 'plot_history', 'show_predictions', 'run_summary', 'show_run', 'evaluate_run',
-           'config_from_args', 'main']
+           'TopDownTask', 'head_size_pckh_gt', 'HourglassTask', 'bottomup_test_inputs', 'predict_bottomup',
+           'BottomUpTask', 'synthetic_class_folders', 'ImageFolderDataset', 'ClassificationTask', 'build_optimizer',
+           'resolve_device', 'amp_dtype', 'rng_state', 'set_rng_state', 'clean_orphans', 'save_checkpoint',
+           'load_run_checkpoint', 'RunLogger', 'init_distributed', 'NonFiniteLossError', 'weights_bytes',
+           'machine_description', 'RunExistsError', 'check_run_dir', 'seed_everything', 'train', 'plot_history',
+           'show_predictions', 'run_summary', 'show_run', 'evaluate_run', 'config_from_args', 'main']
 
 # %% ../nbs/16_training.ipynb #c32aca3f
 TASKS: dict[str, dict] = {
@@ -660,11 +660,42 @@ class TopDownTask(Task):
         return np.concatenate([np.concatenate(tiles[i:i + 2], 1) for i in range(0, len(tiles), 2)], 0)
 
 # %% ../nbs/16_training.ipynb #8796e0ae
+def head_size_pckh_gt(records) -> dict:
+    """MPII-style PCKh ground truth (`pos_gt_src`, `jnt_missing`, `headboxes_src`, as `metrics.mpii_pckh` takes it) of
+    people without official head boxes (the synthetic world): the head size is the `upper_neck`–`head_top` distance,
+    written as a square head box whose 0.6 × diagonal equals it. People whose two head joints are not both labelled
+    have no head size and are left out (all their joints count as missing)."""
+    sk = get_skeleton("mpii")
+    j = np.stack([r.joints[:, :2] for r in records]).astype(np.float64)
+    vis = np.stack([r.joints_vis for r in records]) > 0
+    head = np.linalg.norm(j[:, sk.index("head_top")] - j[:, sk.index("upper_neck")], axis=-1)
+    sized = vis[:, sk.index("head_top")] & vis[:, sk.index("upper_neck")] & (head > 0)
+    vis &= sized[:, None]
+    side = np.where(sized, head, 1.0) / 0.6 / np.sqrt(2)
+    boxes = np.stack([np.zeros((2, len(records))), np.stack([side, side])])          # [2 corners, xy, N]
+    return {"pos_gt_src": np.transpose(j + 1.0, [1, 2, 0]), "jnt_missing": (~vis).T.astype(np.int64),
+            "headboxes_src": boxes}
+
+
 class HourglassTask(TopDownTask):
-    "Stacked hourglass on MPII-style single-person crops, scored with PCKh@0.5."
+    """Stacked hourglass on MPII-style single-person crops, scored with PCKh@0.5. Options: random bar occlusion of
+    the training crops (`masking_*`, `RandomMasking`) and the weight of the joint-visibility loss, used when the
+    model has its visibility head (`model_kwargs={'visibility_head': True}`)."""
+    OPTIONS = {"masking_prob": 0.0, "masking_mode": "horizontal", "masking_fill": "mean", "masking_max_cover": 0.3,
+               "visibility_weight": 0.01}
+
     def __init__(self, cfg: RunConfig):
         Task.__init__(self, cfg)
         self.skeleton = "mpii"
+
+    @classmethod
+    def check_options(cls, options: dict | None) -> dict:
+        from poselab.data.pipelines import RandomMasking
+        o = super().check_options(options)
+        if not 0 <= o["masking_prob"] <= 1: raise ValueError(f"option masking_prob={o['masking_prob']!r} must be in [0, 1]")
+        if o["visibility_weight"] < 0: raise ValueError(f"option visibility_weight={o['visibility_weight']!r} must be >= 0")
+        RandomMasking(o["masking_prob"], o["masking_mode"], o["masking_fill"], o["masking_max_cover"])   # checks the rest
+        return o
 
     @property
     def metric(self) -> str: return "PCKh"
@@ -679,27 +710,49 @@ class HourglassTask(TopDownTask):
         return load_dataset("mpii", c.data_root, "train"), load_dataset("mpii", c.data_root, "valid")
 
     def _dataset(self, records, train: bool):
-        c = self.cfg
+        from poselab.data.pipelines import RandomMasking
+        c, o = self.cfg, self.options
         w, h = c.input_size
+        mask = (RandomMasking(o["masking_prob"], o["masking_mode"], o["masking_fill"], o["masking_max_cover"])
+                if train and o["masking_prob"] > 0 else None)
         return SinglePersonDataset(records, input_size=(w, h), heatmap_size=(w // 4, h // 4), sigma=c.sigma,
-                                   train=train, seed=c.seed, convention=self.target_convention, **c.augment)
+                                   train=train, seed=c.seed, convention=self.target_convention, masking=mask, **c.augment)
+
+    @staticmethod
+    def visibility_targets(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """(visible, weight) [B,K] for the visibility head: a labelled joint counts as visible when it lies inside the
+        crop's heatmap and no occlusion bar covers it; every labelled joint is weighted."""
+        joints = batch["meta"]["joints"]                          # [B,K,3] crop pixels + labelled flag
+        labelled = joints[..., 2] > 0
+        visible = labelled & (batch["target_weight"].reshape(labelled.shape) > 0)
+        occ = batch.get("occlusion")
+        if occ is not None:                                       # [B,H,W] bars of RandomMasking
+            H, W = occ.shape[-2:]
+            x = joints[..., 0].round().long().clamp(0, W - 1); y = joints[..., 1].round().long().clamp(0, H - 1)
+            covered = occ[torch.arange(len(occ))[:, None], y, x]
+            visible = visible & ~covered
+        return visible.float(), labelled.float()
 
     def loss(self, model, batch, device):
-        outs = _heatmaps_out(model(batch["image"].to(device, non_blocking=True)))
+        out = model(batch["image"].to(device, non_blocking=True))
         crit = IntermediateSupervisionLoss(JointsMSELoss(use_target_weight=True))
-        return crit([o.float() for o in outs], batch["target"].to(device), batch["target_weight"].to(device))
+        loss = crit([o.float() for o in _heatmaps_out(out)], batch["target"].to(device), batch["target_weight"].to(device))
+        if isinstance(out, dict) and out.get("visibility") is not None and self.options["visibility_weight"] > 0:
+            from poselab.losses import JointVisibilityLoss
+            vis, w = (t.to(device) for t in self.visibility_targets(batch))
+            vcrit = IntermediateSupervisionLoss(JointVisibilityLoss())
+            loss = loss + self.options["visibility_weight"] * vcrit([v.float() for v in out["visibility"]], vis, w)
+        return loss
 
     def evaluate(self, model, dataset, device, amp_dtype=None):
         c = self.cfg
         kps, meta = predict_topdown(model, _loader(dataset, c), self.skeleton, device, c.flip_test, amp_dtype,
                                     self.post_process)
         if c.dataset == "mpii": return self._pckh(kps, meta), dict(keypoints=kps, meta=meta)
-        gt = np.stack([r.joints[:, :2] for r in dataset.records])
-        vis = np.stack([r.joints_vis for r in dataset.records]) > 0
-        s = get_skeleton("mpii")
-        head = np.linalg.norm(gt[:, s.index("head_top")] - gt[:, s.index("upper_neck")], axis=-1)
-        return {"PCKh": 100 * pck(kps[..., :2], gt, vis, head, thr=0.5, average=True),
-                "PCKh@0.1": 100 * pck(kps[..., :2], gt, vis, head, thr=0.1, average=True)}, dict(keypoints=kps, meta=meta)
+        gt = head_size_pckh_gt(dataset.records)                 # synthetic: head size from the head joints
+        r = mpii_pckh(kps[..., :2], gt["pos_gt_src"], gt["jnt_missing"], gt["headboxes_src"], exact_low=True)
+        names = {"Mean": "PCKh", "Mean@0.1": "PCKh@0.1"}
+        return {names.get(k, f"PCKh_{k}"): v for k, v in r.items()}, dict(keypoints=kps, meta=meta)
 
 # %% ../nbs/16_training.ipynb #dedc97ed
 def _invert(M: np.ndarray) -> np.ndarray:
@@ -707,10 +760,109 @@ def _invert(M: np.ndarray) -> np.ndarray:
     return np.linalg.inv(A)[:2]
 
 
+def bottomup_test_inputs(width: int, height: int, input_size: int, scales=(1.0,), stride: int = 32):
+    """HigherHRNet's test-time inputs of a `width`×`height` image: per scale s, (image → input matrix [2,3], (w, h)).
+    At s = 1 the short side becomes `input_size` and the long side is padded up to a multiple of `stride`, so the
+    whole image is seen; every scale maps the same image region (the scale-1 one) onto its own, s times larger input."""
+    short, long_ = min(width, height), max(width, height)
+    k = input_size / short                                          # image pixels -> scale-1 input pixels
+    w1, h1 = (int(np.ceil(v * k / stride) * stride) for v in (width, height))
+    cx, cy = width / 2.0, height / 2.0
+    out = []
+    for s in scales:
+        w, h = (max(stride, int(np.ceil(v * s / stride) * stride)) for v in (w1, h1))
+        sx, sy = w / (w1 / k), h / (h1 / k)                          # the scale-1 region onto (w, h)
+        out.append((np.array([[sx, 0, w / 2.0 - sx * cx], [0, sy, h / 2.0 - sy * cy]]), (w, h)))
+    return out
+
+
+def predict_bottomup(model: nn.Module, images, input_size: int, device, flip_test: bool = True, scales=(1.0,),
+                     amp_dtype=None, skeleton="coco", **grouping) -> tuple[list, np.ndarray, np.ndarray, list]:
+    """Bottom-up inference on `images` [(path, image_id), ...]: each scale's outputs (+ flip) fused at the scale-1
+    input size (`multi_stage_outputs`), scales averaged (`aggregate_scales`), people grouped (`group_keypoints`,
+    options `grouping`) and mapped back to image pixels. Returns (image id per person, keypoints [N,K,3], scores [N],
+    unreadable image files), skipping and naming the images that cannot be decoded."""
+    from poselab.codecs import aggregate_scales
+    from poselab.data.pipelines import CorruptImageError, decode_image, encoded_size, read_encoded, to_tensor, warp_crop
+    sk = get_skeleton(skeleton)
+    scales = [float(s) for s in scales]
+    if not scales or min(scales) <= 0: raise ValueError(f"scales={scales} must be positive numbers, e.g. [1.0] or [2.0, 1.0, 0.5]")
+    if 1.0 not in scales: raise ValueError(f"scales={scales} must contain 1.0 (the grouping uses the tags of scale 1)")
+    model.eval()
+    ids, kps, scores, bad = [], [], [], []
+    with torch.inference_mode():
+        for path, image_id in images:
+            try:
+                buf = read_encoded(path)
+                wh = encoded_size(buf) or decode_image(buf, path=path).shape[1::-1]
+                warps = bottomup_test_inputs(int(wh[0]), int(wh[1]), input_size, scales)
+                results = []
+                for M, size in warps:
+                    crop, _ = warp_crop(buf, M, size, True, path, padded=True)
+                    x = to_tensor(crop, True, bgr=True)[None].to(device)
+                    with _autocast(device, amp_dtype):
+                        outs = [o.float() for o in model(x)]
+                        flip = [o.float() for o in model(torch.flip(x, dims=[3]))] if flip_test else None
+                    results.append(multi_stage_outputs(outs, sk.num_joints, flip, sk, image_size=warps[scales.index(1.0)][1]))
+            except (CorruptImageError, OSError) as e:
+                bad.append(str(path)); continue
+            det, tag = aggregate_scales(results, scales) if len(scales) > 1 else results[0]
+            people, sc = group_keypoints(det.cpu(), tag.cpu(), **grouping)
+            if len(people) == 0: continue
+            xy = affine_transform_points(people[..., :2], _invert(warps[scales.index(1.0)][0]))
+            kps.append(np.concatenate([xy, people[..., 2:3]], -1)); scores.append(np.asarray(sc, np.float64))
+            ids += [image_id] * len(people)
+    if bad:
+        import warnings
+        warnings.warn(f"{len(bad)} images could not be read and were skipped: {', '.join(bad[:5])}"
+                      + (", …" if len(bad) > 5 else ""))
+    kps = np.concatenate(kps) if kps else np.zeros((0, sk.num_joints, 3))
+    return ids, kps, (np.concatenate(scores) if scores else np.zeros(0)), bad
+
+
 class BottomUpTask(Task):
-    "HigherHRNet bottom-up training with grouping-based COCO AP."
+    """HigherHRNet bottom-up training with grouping-based COCO AP. Option `backbone_init`: a checkpoint of an HRNet
+    classification run (its `best.pt`/`last.pt`, or an official `.pth`/`.safetensors` classifier) whose backbone
+    weights start the training; the keys loaded are printed and written to `run_dir/backbone_init.json`."""
+    OPTIONS = {"backbone_init": ""}
+
     def build_model(self) -> nn.Module:
         return create_model(self.cfg.model, num_joints=17, **self.cfg.model_kwargs)
+
+    def check_data(self) -> None:
+        super().check_data()
+        p = self.options.get("backbone_init")
+        if p and not Path(p).is_file():
+            raise FileNotFoundError(f"option backbone_init={p!r}: no such file. Give the best.pt/last.pt of a "
+                                    "classification run (task='classification', e.g. outputs/classification_synthetic/"
+                                    "best.pt) or an HRNet ImageNet checkpoint; or leave it empty")
+
+    def init_backbone(self, model: nn.Module):
+        "Copy the backbone of the `backbone_init` checkpoint into `model`; returns the `BackboneLoadReport`."
+        from poselab.models.core import CheckpointError, extract_state_dict
+        from poselab.models.hrnet import load_cls_backbone
+        p = Path(self.options["backbone_init"])
+        try:
+            state = p if p.suffix == ".safetensors" else extract_state_dict(load_run_checkpoint(p), p)
+            rep = load_cls_backbone(model, state)
+        except FileNotFoundError: raise
+        except Exception as e:
+            raise CheckpointError(f"option backbone_init={str(p)!r} cannot initialise {self.cfg.model}: {e}") from e
+        if not rep.loaded:
+            raise CheckpointError(f"option backbone_init={str(p)!r}: none of its tensors is an HRNet backbone tensor of "
+                                  f"{self.cfg.model} (is it a classification run of an HRNet, e.g. hrnet_w32_cls?)")
+        info = {"checkpoint": str(p), "loaded": rep.loaded, "missing": rep.missing, "unused": rep.unused}
+        if self.cfg.run_dir.is_dir(): atomic_write(self.cfg.run_dir / "backbone_init.json", json.dumps(info, indent=1))
+        print(f"backbone_init: {len(rep.loaded)} backbone tensors loaded from {p} ({rep.loaded[0]} … {rep.loaded[-1]}); "
+              f"{len(rep.missing)} backbone tensors of the model not in it; {len(rep.unused)} of its tensors unused "
+              "(the classification head and the fusions into the lower-resolution branches)")
+        return rep
+
+    def build_optimizer(self, model: nn.Module, total_steps: int):
+        "The backbone is initialised here, when a run starts (not on resume, and not when a finished run is reloaded)."
+        if self.options.get("backbone_init") and not (self.cfg.resume and (self.cfg.run_dir / "last.pt").is_file()):
+            self.init_backbone(_unwrap(model))
+        return super().build_optimizer(model, total_steps)
 
     def datasets(self, rank: int = 0):
         c = self.cfg
@@ -739,29 +891,17 @@ class BottomUpTask(Task):
                                        _to(batch["ae_indices"], device)))
 
     def evaluate(self, model, dataset, device, amp_dtype=None):
-        model.eval()
-        ids, kps, scores = [], [], []
-        s, coco = self.cfg.input_size[0], get_skeleton("coco")
-        with torch.inference_mode():
-            for i in range(len(dataset)):
-                b = dataset[i]
-                x = b["image"][None].to(device)
-                with _autocast(device, amp_dtype):
-                    outs = [o.float() for o in model(x)]
-                    flip = [o.float() for o in model(torch.flip(x, dims=[3]))] if self.cfg.flip_test else None
-                det, tag = multi_stage_outputs(outs, 17, flip, coco, image_size=(s, s))   # stages (+ flip) at input size
-                people, sc = group_keypoints(det.cpu(), tag.cpu())
-                if len(people) == 0: continue
-                xy = affine_transform_points(people[..., :2], _invert(b["meta"]["matrix"]))
-                kps.append(np.concatenate([xy, people[..., 2:3]], -1)); scores.append(np.asarray(sc))
-                ids += [b["meta"]["image_id"]] * len(people)
-        if not ids: return {"AP": 0.0}, {}
-        kps, scores = np.concatenate(kps), np.concatenate(scores)
-        keep = {int(i) for i in (dataset.images[j][0].image_id for j in range(len(dataset)))}
+        "Single-scale `predict_bottomup` on the whole validation images (+ flip with `flip_test`), COCO AP."
+        images = [(dataset._image_path(j), dataset.images[j][0].image_id) for j in range(len(dataset))]
+        ids, kps, scores, bad = predict_bottomup(model, images, self.cfg.input_size[0], device, self.cfg.flip_test,
+                                                 amp_dtype=amp_dtype)
+        if not ids: return {"AP": 0.0}, {"skipped_images": bad}
+        keep = {int(i) for _, i in images}
         d = json.loads(Path(self.gt).read_text())
         gt = {**d, "images": [im for im in d["images"] if im["id"] in keep],
               "annotations": [a for a in d["annotations"] if a["image_id"] in keep]}
-        return dict(coco_keypoint_eval(gt, coco_results(ids, kps, scores))), dict(keypoints=kps, scores=scores)
+        return (dict(coco_keypoint_eval(gt, coco_results(ids, kps, scores))),
+                dict(keypoints=kps, scores=scores, image_ids=ids, skipped_images=bad))
 
 # %% ../nbs/16_training.ipynb #42e84d57
 def synthetic_class_folders(root, out_dir, size: int = 96, min_visible: int = 10, max_per_class: int | None = None) -> Path:
@@ -988,8 +1128,11 @@ class RunLogger:
             try:
                 import mlflow
             except ImportError as e:
-                raise ImportError("logger='mlflow' needs `pip install mlflow`; or use logger='tensorboard'") from e
+                raise ImportError("logger='mlflow' needs the [mlflow] extra: pip install 'poselab[mlflow]'; "
+                                  "or use logger='tensorboard'") from e
             uri = cfg.mlflow_uri or (Path(cfg.output_dir).resolve() / "mlruns").as_uri()
+            if uri.startswith("file:") or "://" not in uri:      # a local file store: MLflow 3 wants an explicit opt-in
+                os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
             mlflow.set_tracking_uri(uri); mlflow.set_experiment("poselab")
             mlflow.start_run(run_name=cfg.run_name); mlflow.log_params({k: str(v) for k, v in cfg.to_dict().items()})
             self.mlflow = mlflow

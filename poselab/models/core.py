@@ -259,14 +259,15 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike, strict: bool = Tr
 
 # %% ../../nbs/08_model_core.ipynb #350e7c8c
 def manifest_dir() -> Path:
-    "Folder of the checkpoint manifests: `$POSELAB_MANIFESTS`, else `tests/fixtures/checkpoints` of this repository."
-    if os.environ.get("POSELAB_MANIFESTS"): return Path(os.environ["POSELAB_MANIFESTS"])
+    "Folder of the checkpoint manifests: `$POSELAB_MANIFESTS`, else the package's own `assets/checkpoints`."
     import poselab
-    for root in [Path.cwd(), *Path.cwd().parents, Path(poselab.__file__).resolve().parents[1]]:
-        d = root/"tests"/"fixtures"/"checkpoints"
-        if d.is_dir(): return d
-    raise FileNotFoundError("No tests/fixtures/checkpoints folder found above the working directory or the "
-                            "package; run from the poselab repository or set POSELAB_MANIFESTS.")
+    env = os.environ.get("POSELAB_MANIFESTS")
+    d = Path(env) if env else Path(poselab.__file__).resolve().parent / "assets" / "checkpoints"
+    if not d.is_dir():
+        raise FileNotFoundError(f"checkpoint manifest folder {d} not found: "
+                                + ("POSELAB_MANIFESTS names a folder that does not exist; unset it or fix the path"
+                                   if env else "the installed poselab lacks its package data; reinstall poselab"))
+    return d
 
 
 def list_manifests(pattern: str = "*") -> list[str]:
