@@ -30,9 +30,9 @@ __all__ = ['H36M', 'J', 'PELVIS', 'R_HIP', 'R_KNEE', 'R_ANKLE', 'L_HIP', 'L_KNEE
            'check_poses', 'body_frame', 'root_center', 'canonicalize', 'mirror_poses', 'pose_stats', 'PoseSet',
            'mocap_poses', 'npz_poses', 'bone_lengths', 'wasserstein_1d', 'bone_ratio_distance', 'nn_mpjpe',
            'segment_distance', 'joint_violations', 'pose_quality', 'fit_gaussian', 'sample_gaussian', 'PoseWGAN',
-           'step_noise', 'GAN3DTask', 'perturb_poses', 'roc_auc', 'fit_logistic', 'PosePrior', 'load_pose_wgan',
-           'load_pose_prior', 'adversarial_prior_loss', 'pose_plausibility', 'calibrate_plausibility', 'plot_pose_grid',
-           'figure_to_image', 'plot_interpolations', 'plot_bone_ratios']
+           'plot_pose_grid', 'figure_to_image', 'plot_interpolations', 'plot_bone_ratios', 'step_noise', 'GAN3DTask',
+           'perturb_poses', 'roc_auc', 'fit_logistic', 'PosePrior', 'load_pose_wgan', 'load_pose_prior',
+           'adversarial_prior_loss', 'pose_plausibility', 'calibrate_plausibility']
 
 # %% ../nbs/20_pose_gan.ipynb #0303473c
 H36M = get_skeleton("h36m")
@@ -321,6 +321,59 @@ class PoseWGAN(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor: return self.generate(z)
 
 # %% ../nbs/20_pose_gan.ipynb #a2433721
+def _figure(**kw):
+    from matplotlib.figure import Figure
+    return Figure(**kw)
+
+
+def plot_pose_grid(poses, ncols: int = 6, titles=None, up: str = "y", size: float = 1.6, dpi: int = 72):
+    "Figure: a grid of 3D skeletons (N, 17, 3) drawn with `plot_pose_3d` on one common scale."
+    P = np.asarray(poses, np.float64)
+    nrows = math.ceil(len(P) / ncols)
+    fig = _figure(figsize=(size * ncols, size * nrows), dpi=dpi)
+    r = max(np.ptp(P.reshape(-1, 3), 0).max() / 2, 1.0) if len(P) else 1.0
+    r = min(r, 1100.0)
+    for i, p in enumerate(P):
+        ax = fig.add_subplot(nrows, ncols, i + 1, projection="3d")
+        plot_pose_3d(ax, p, H36M, up=up, radius=r, linewidth=1.5, marker_size=4, title=titles[i] if titles else None)
+        ax.set_axis_off()
+    fig.subplots_adjust(0, 0, 1, 1, 0, 0.05)
+    return fig
+
+
+def figure_to_image(fig) -> np.ndarray:
+    "RGB uint8 pixels of a matplotlib figure."
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    canvas = FigureCanvasAgg(fig); canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def plot_interpolations(wgan: PoseWGAN, rows: int = 3, steps: int = 7, seed: int = 0, up: str = "y", dpi: int = 72):
+    "Figure: generated poses along straight lines between random latent codes (one row per pair)."
+    g = torch.Generator().manual_seed(seed)
+    z0, z1 = torch.randn(2, rows, wgan.noise_dim, generator=g)
+    t = torch.linspace(0, 1, steps)[None, :, None]
+    z = (z0[:, None] * (1 - t) + z1[:, None] * t).reshape(-1, wgan.noise_dim)
+    wgan.eval()
+    with torch.no_grad(): P = wgan.generate(z.to(wgan.mean.device)).cpu().numpy()
+    return plot_pose_grid(P, ncols=steps, up=up, dpi=dpi)
+
+
+def plot_bone_ratios(samples: dict, train, bones=(1, 2, 10, 11, 7, 9), bins: int = 40, dpi: int = 72):
+    "Figure: histograms of bone length / mean training length for each named sample set, a few bones."
+    ref = bone_lengths(train).mean(0)
+    fig = _figure(figsize=(2.4 * len(bones), 2.2), dpi=dpi)
+    axes = fig.subplots(1, len(bones))
+    edges = np.linspace(0.4, 1.6, bins + 1)
+    for ax, k in zip(np.atleast_1d(axes), bones):
+        for name, P in samples.items():
+            ax.hist(np.clip(bone_lengths(P)[:, k] / ref[k], 0.4, 1.6), edges, density=True, histtype="step", label=name)
+        ax.set_title(BONE_NAMES[k], fontsize=8); ax.tick_params(labelsize=7); ax.set_yticks([])
+    np.atleast_1d(axes)[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+# %% ../nbs/20_pose_gan.ipynb #0a0c5eb5
 def step_noise(seed: int, step: int, n: int, noise_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The latent codes (n, noise_dim) and gradient-penalty mixing weights (n, 1, 1) of training step `step`: drawn
     from a generator seeded by (seed, step), so a step's randomness does not depend on what ran before it (resume)."""
@@ -458,7 +511,7 @@ class GAN3DTask(Task):
         return [plot_pose_grid(gen[:18], ncols=6, up=self._up()), plot_interpolations(model, up=self._up()),
                 plot_bone_ratios({"held-out": self.held_poses, "GAN": gen, "Gaussian": self._gaussian()}, self.train_poses)]
 
-# %% ../nbs/20_pose_gan.ipynb #c00ab791
+# %% ../nbs/20_pose_gan.ipynb #b953d5f7
 def _descendants() -> np.ndarray:
     "(16, 17) mask: joints moved with each bone's child joint (the child and everything below it)."
     M = np.zeros((len(BONES), J), bool)
@@ -523,14 +576,15 @@ def fit_logistic(pos, neg, l2: float = 1e-5, iters: int = 50) -> tuple[float, fl
         w -= np.linalg.solve(H, g)
     return float(w[0] / sd), float(w[1] - w[0] * mu / sd)
 
-# %% ../nbs/20_pose_gan.ipynb #b953d5f7
+# %% ../nbs/20_pose_gan.ipynb #11314f50
 class PosePrior(nn.Module):
     """A trained critic as a frozen pose prior: poses (B, 17, 3) H36M-17, root-relative, mm → critic scores (B,)
     (higher = more real), the GAN run's normalisation applied inside."""
     def __init__(self, wgan: PoseWGAN):
         super().__init__()
-        self.wgan = wgan.eval()
+        self.wgan = wgan
         for p in self.parameters(): p.requires_grad_(False)
+        self.train(False)
 
     def train(self, mode: bool = True) -> "PosePrior":
         return super().train(False)                    # always in eval mode
@@ -591,7 +645,7 @@ def pose_plausibility(poses, prior) -> np.ndarray | torch.Tensor:
         p = prior.plausibility(x.to(prior.wgan.mean.device))
     return p.cpu().numpy() if is_np else p
 
-# %% ../nbs/20_pose_gan.ipynb #2d99d0b4
+# %% ../nbs/20_pose_gan.ipynb #3e9e4373
 def calibrate_plausibility(wgan: PoseWGAN, held_out, seed: int = 0) -> dict[str, float]:
     """Critic scores of held-out real poses vs `perturb_poses` of them: ROC AUC, and the logistic calibration
     (written into `wgan.calibration`) that `pose_plausibility` applies."""
@@ -603,56 +657,3 @@ def calibrate_plausibility(wgan: PoseWGAN, held_out, seed: int = 0) -> dict[str,
     auc = roc_auc(pos, neg)
     wgan.calibration.copy_(torch.tensor([a, b])); wgan.plausibility_auc.fill_(auc)
     return {"plausibility_auc": auc, "calibration_a": a, "calibration_b": b}
-
-# %% ../nbs/20_pose_gan.ipynb #981dade9
-def _figure(**kw):
-    from matplotlib.figure import Figure
-    return Figure(**kw)
-
-
-def plot_pose_grid(poses, ncols: int = 6, titles=None, up: str = "y", size: float = 1.6, dpi: int = 72):
-    "Figure: a grid of 3D skeletons (N, 17, 3) drawn with `plot_pose_3d` on one common scale."
-    P = np.asarray(poses, np.float64)
-    nrows = math.ceil(len(P) / ncols)
-    fig = _figure(figsize=(size * ncols, size * nrows), dpi=dpi)
-    r = max(np.ptp(P.reshape(-1, 3), 0).max() / 2, 1.0) if len(P) else 1.0
-    r = min(r, 1100.0)
-    for i, p in enumerate(P):
-        ax = fig.add_subplot(nrows, ncols, i + 1, projection="3d")
-        plot_pose_3d(ax, p, H36M, up=up, radius=r, linewidth=1.5, marker_size=4, title=titles[i] if titles else None)
-        ax.set_axis_off()
-    fig.subplots_adjust(0, 0, 1, 1, 0, 0.05)
-    return fig
-
-
-def figure_to_image(fig) -> np.ndarray:
-    "RGB uint8 pixels of a matplotlib figure."
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    canvas = FigureCanvasAgg(fig); canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
-
-
-def plot_interpolations(wgan: PoseWGAN, rows: int = 3, steps: int = 7, seed: int = 0, up: str = "y", dpi: int = 72):
-    "Figure: generated poses along straight lines between random latent codes (one row per pair)."
-    g = torch.Generator().manual_seed(seed)
-    z0, z1 = torch.randn(2, rows, wgan.noise_dim, generator=g)
-    t = torch.linspace(0, 1, steps)[None, :, None]
-    z = (z0[:, None] * (1 - t) + z1[:, None] * t).reshape(-1, wgan.noise_dim)
-    wgan.eval()
-    with torch.no_grad(): P = wgan.generate(z.to(wgan.mean.device)).cpu().numpy()
-    return plot_pose_grid(P, ncols=steps, up=up, dpi=dpi)
-
-
-def plot_bone_ratios(samples: dict, train, bones=(1, 2, 10, 11, 7, 9), bins: int = 40, dpi: int = 72):
-    "Figure: histograms of bone length / mean training length for each named sample set, a few bones."
-    ref = bone_lengths(train).mean(0)
-    fig = _figure(figsize=(2.4 * len(bones), 2.2), dpi=dpi)
-    axes = fig.subplots(1, len(bones))
-    edges = np.linspace(0.4, 1.6, bins + 1)
-    for ax, k in zip(np.atleast_1d(axes), bones):
-        for name, P in samples.items():
-            ax.hist(np.clip(bone_lengths(P)[:, k] / ref[k], 0.4, 1.6), edges, density=True, histtype="step", label=name)
-        ax.set_title(BONE_NAMES[k], fontsize=8); ax.tick_params(labelsize=7); ax.set_yticks([])
-    np.atleast_1d(axes)[0].legend(fontsize=7)
-    fig.tight_layout()
-    return fig
