@@ -326,18 +326,18 @@ def _figure(**kw):
     return Figure(**kw)
 
 
-def plot_pose_grid(poses, ncols: int = 6, titles=None, up: str = "y", size: float = 1.6, dpi: int = 72):
-    "Figure: a grid of 3D skeletons (N, 17, 3) drawn with `plot_pose_3d` on one common scale."
+def plot_pose_grid(poses, ncols: int = 6, titles=None, up: str = "y", radius: float = 800.0, size: float = 2.0,
+                   dpi: int = 72):
+    "Figure: a grid of root-centred 3D skeletons (N, 17, 3) mm drawn with `plot_pose_3d`, all at one scale (`radius`)."
     P = np.asarray(poses, np.float64)
     nrows = math.ceil(len(P) / ncols)
     fig = _figure(figsize=(size * ncols, size * nrows), dpi=dpi)
-    r = max(np.ptp(P.reshape(-1, 3), 0).max() / 2, 1.0) if len(P) else 1.0
-    r = min(r, 1100.0)
     for i, p in enumerate(P):
         ax = fig.add_subplot(nrows, ncols, i + 1, projection="3d")
-        plot_pose_3d(ax, p, H36M, up=up, radius=r, linewidth=1.5, marker_size=4, title=titles[i] if titles else None)
+        plot_pose_3d(ax, p, H36M, up=up, linewidth=1.5, marker_size=4, title=titles[i] if titles else None)
+        ax.set_xlim(-radius, radius); ax.set_ylim(-radius, radius); ax.set_zlim(-radius, radius)
         ax.set_axis_off()
-    fig.subplots_adjust(0, 0, 1, 1, 0, 0.05)
+    fig.subplots_adjust(0, 0, 1, 0.95 if titles else 1, 0, 0.2 if titles else 0)
     return fig
 
 
