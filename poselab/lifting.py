@@ -36,8 +36,8 @@ from .viz import draw_skeleton, plot_pose_3d
 __all__ = ['H36M', 'ROOT', 'INPUT_JOINTS', 'OUTPUT_JOINTS', 'IN_IDX', 'OUT_IDX', 'DETECTION_LAYOUTS', 'LIFT_RECIPE',
            'STITCHED_RECIPE', 'PosePairs', 'pairs_from_records', 'mocap_pairs', 'cached_lifting_stats', 'Lifter',
            'lifting_metrics', 'read_detections', 'apply_detections', 'IndexDataset', 'PairsDataset', 'augment_batch',
-           'LiftTask', 'plot_lifting_examples', 'plot_joint_errors', 'plot_augmentation_views', 'load_run_weights',
-           'CropPairs', 'StitchedTask']
+           'LiftTask', 'plot_lifting_examples', 'plot_joint_errors', 'plot_augmentation_views', 'save_figures',
+           'load_run_weights', 'CropPairs', 'StitchedTask', 'write_detections']
 
 # %% ../nbs/18_lifting_3d.ipynb #895d7981
 H36M = get_skeleton("h36m")
@@ -294,7 +294,7 @@ def augment_batch(p2, p3, focal, principal, up, generator, azimuth: float = 180.
 
 
 LIFT_RECIPE = dict(datasets=("synthetic", "h36m", "mocap"), model="linear_lifter",
-                   model_kwargs={"num_joints_in": 16, "num_joints_out": 16}, input_size=None, sigma=0.0, epochs=30,
+                   model_kwargs={"num_joints_in": 16, "num_joints_out": 16}, input_size=None, sigma=0.0, epochs=10,
                    batch_size=64, optimizer="adam", lr=1e-3, weight_decay=0.0, lr_schedule="cosine", lr_steps=(1.0,),
                    metric="mpjpe", workers=0)
 
@@ -417,8 +417,10 @@ class LiftTask(Task):
         va = self.val_pairs
         pred = model.predict(va.p2)
         res = lifting_metrics(pred, va.rel3, va.label)
-        return [plot_lifting_examples(va, pred, n=3), plot_joint_errors({"validation": res["per_joint"]}),
-                plot_augmentation_views(va, 0, azimuth=self.options["aug_azimuth"], elevation=self.options["aug_elevation"])]
+        return save_figures({"lifting_examples": plot_lifting_examples(va, pred, n=3),
+                             "joint_errors": plot_joint_errors({"validation": res["per_joint"]}),
+                             "augmentation_views": plot_augmentation_views(va, 0, azimuth=self.options["aug_azimuth"],
+                                                                           elevation=self.options["aug_elevation"])}, run_dir)
 
 # %% ../nbs/18_lifting_3d.ipynb #60ef25a1
 def _to_display(P: np.ndarray, up: np.ndarray) -> np.ndarray:
@@ -491,6 +493,15 @@ def plot_augmentation_views(pairs: PosePairs, i: int = 0, n: int = 5, azimuth: f
         ax.set_title("camera view" if k == 0 else f"augmented {k}", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+
+def save_figures(figs: dict, run_dir) -> list:
+    "Write each figure of `figs` (name → Figure) as `run_dir/<name>.png` (atomically); returns the figures."
+    for name, fig in figs.items():
+        buf = io.BytesIO(); fig.savefig(buf, format="png", dpi=fig.dpi)
+        atomic_write(Path(run_dir) / f"{name}.png", buf.getvalue())
+    return list(figs.values())
 
 # %% ../nbs/18_lifting_3d.ipynb #21d8f39c
 def load_run_weights(path) -> tuple[dict, dict]:
@@ -620,4 +631,21 @@ class StitchedTask(Task):
         shown = va.subset(np.arange(len(va)))
         shown.p2[:, IN_IDX] = p2                                   # draw the soft-argmax joints the lifter read
         res = lifting_metrics(pred, va.rel3, va.label)
-        return [plot_lifting_examples(shown, pred, n=3), plot_joint_errors({"stitched": res["per_joint"]})]
+        return save_figures({"lifting_examples": plot_lifting_examples(shown, pred, n=3),
+                             "joint_errors": plot_joint_errors({"stitched": res["per_joint"]})}, run_dir)
+
+
+def write_detections(hourglass_run, records: Sequence, out_path, device="cpu", batch_size: int = 32) -> Path:
+    """Run a finished `hourglass` run on the person crops of `records` (centre/scale) and write its MPII joints
+    (image pixels, with confidences) as COCO-style results (`image_id`, `image`, `keypoints`), atomically."""
+    cfg, state = load_run_weights(hourglass_run)
+    model = create_model(cfg["model"], num_joints=16, **(cfg.get("model_kwargs") or {}))
+    model.load_state_dict(state); model.to(device).eval()
+    w, h = cfg["input_size"]
+    ds = SinglePersonDataset(records, input_size=(w, h), heatmap_size=(w // 4, h // 4), skeleton="mpii", train=False)
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0)
+    kps, _ = predict_topdown(model, loader, "mpii", torch.device(device), flip_test=False)
+    out = [{"image_id": int(r.image_id), "image": Path(str(r.image)).name, "category_id": 1,
+            "score": float(k[:, 2].mean()), "keypoints": np.round(k, 2).ravel().tolist()} for r, k in zip(records, kps)]
+    atomic_write(out_path, json.dumps(out))
+    return Path(out_path)
