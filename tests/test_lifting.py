@@ -178,9 +178,9 @@ def test_stitched_freeze_and_end_to_end(data_root, tmp_path):
         train(RunConfig(task="stitched", data_root=str(data_root), output_dir=str(tmp_path / "x"), logger="none",
                         options={"hourglass_run": str(hg), "lifter_run": str(lf)}))
     with pytest.raises(ValueError, match="lifter_run is required"):
-        RunConfig(task="stitched", input_size=64, options={"hourglass_run": str(hg)}) and \
-            train(RunConfig(task="stitched", data_root=str(data_root), output_dir=str(tmp_path / "y"), input_size=64,
-                            logger="none", options={"hourglass_run": str(hg)}))
+        train(RunConfig(task="stitched", data_root=str(data_root), output_dir=str(tmp_path / "y"), input_size=64,
+                        logger="none", options={"hourglass_run": str(hg)}))
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 
 @pytest.mark.parametrize("task", ["lift3d", "stitched"])

@@ -14,6 +14,7 @@ from torch import nn
 
 from ..skeletons import get_skeleton, conversion_rules
 from ..codecs import soft_argmax_2d
+from ..data.pipelines import normalize_2d_instance
 from .core import register_model
 from .hourglass import StackedHourglass
 
