@@ -30,7 +30,8 @@ __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'COCO_JOINTS_WEIGHT', 'field', 'reco
            'segmentation_mask', 'lower_body_ids', 'half_body_center_scale', 'TopDownDataset', 'ChannelScale',
            'SinglePersonDataset', 'root_index', 'depth_targets', 'Mixed2D3DDataset', 'MixedBatchSampler',
            'group_by_image', 'BottomUpDataset', 'normalize', 'unnormalize', 'lifting_stats', 'random_rotation',
-           'LiftingDataset', 'worker_init_fn', 'build_loader']
+           'LiftingDataset', 'normalize_2d_instance', 'random_rotations', 'rotate_project', 'worker_init_fn',
+           'build_loader']
 
 # %% ../../nbs/07_pipelines.ipynb #d03cd2a0
 try:
@@ -887,6 +888,44 @@ class LiftingDataset(_Augmented):
         return dict(input=f32(x[self.input_joints].reshape(-1)), target=f32(y[self.output_joints].reshape(-1)),
                     pose_2d=f32(p2), pose_3d=f32(rel), norm_2d=f32(params_2d),
                     scale_3d=torch.tensor(sc, dtype=torch.float32), index=int(idx))
+
+# %% ../../nbs/07_pipelines.ipynb #a7c3e102
+def normalize_2d_instance(p2: torch.Tensor, root: int = 0, eps: float = 1e-6):
+    "Per-pose 2D normalisation of (…, K, 2): centred on joint `root`, divided by the RMS distance to it; also returns centre and scale."
+    c = p2[..., root:root + 1, :]
+    d = p2 - c
+    sc = d.square().sum(-1).mean(-1).sqrt().clamp_min(eps)
+    return d / sc[..., None, None], c[..., 0, :], sc
+
+
+def _skew(u: torch.Tensor) -> torch.Tensor:
+    z = torch.zeros_like(u[..., 0])
+    return torch.stack([torch.stack([z, -u[..., 2], u[..., 1]], -1), torch.stack([u[..., 2], z, -u[..., 0]], -1),
+                        torch.stack([-u[..., 1], u[..., 0], z], -1)], -2)
+
+
+def random_rotations(n: int, azimuth: float = 180.0, elevation: float = 0.0, up: torch.Tensor | None = None,
+                     generator: torch.Generator | None = None, device=None, dtype=torch.float32) -> torch.Tensor:
+    """(n, 3, 3) rotations `R_x(ε) · R_up(α)` in camera coordinates: α ~ U(−azimuth, azimuth)° about the world's up
+    axis `up` ((n, 3) or (3,) unit vectors in camera coordinates; default −y, image y pointing down), then
+    ε ~ U(−elevation, elevation)° about the camera's x axis, which tilts the viewing elevation."""
+    u = torch.tensor([0.0, -1.0, 0.0], device=device, dtype=dtype) if up is None else up.to(device=device, dtype=dtype)
+    u = torch.nn.functional.normalize(u.expand(n, 3), dim=-1)
+    a = (torch.rand(n, generator=generator, device=device, dtype=dtype) * 2 - 1) * math.radians(azimuth)
+    e = (torch.rand(n, generator=generator, device=device, dtype=dtype) * 2 - 1) * math.radians(elevation)
+    K = _skew(u)
+    eye = torch.eye(3, device=device, dtype=dtype).expand(n, 3, 3)
+    R_up = eye + a.sin()[:, None, None] * K + (1 - a.cos())[:, None, None] * (K @ K)      # Rodrigues
+    c, s, o, z = e.cos(), e.sin(), torch.ones_like(e), torch.zeros_like(e)
+    R_x = torch.stack([torch.stack([o, z, z], -1), torch.stack([z, c, -s], -1), torch.stack([z, s, c], -1)], -2)
+    return R_x @ R_up
+
+
+def rotate_project(p3: torch.Tensor, R: torch.Tensor, focal: torch.Tensor, principal: torch.Tensor, root: int = 0):
+    "Rotate camera-frame poses (B, K, 3) about their joint `root` by R (B, 3, 3); returns them and their pinhole projections (B, K, 2)."
+    r = p3[:, root:root + 1]
+    q = (p3 - r) @ R.transpose(1, 2) + r
+    return q, focal[:, None] * q[..., :2] / q[..., 2:3] + principal[:, None]
 
 # %% ../../nbs/07_pipelines.ipynb #e71f3dda
 def worker_init_fn(worker_id: int) -> None:

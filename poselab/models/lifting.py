@@ -14,6 +14,7 @@ from torch import nn
 
 from ..skeletons import get_skeleton, conversion_rules
 from ..codecs import soft_argmax_2d
+from ..data.pipelines import normalize_2d_instance
 from .core import register_model
 from .hourglass import StackedHourglass
 
@@ -236,15 +237,25 @@ class Stitched(nn.Module):
                              f"{len(self.joint_names)} ({dst} without {tuple(drop)}).")
         self.register_buffer("joint_map", M, persistent=False)
         self.norm_2d = Standardize(2 * len(self.joint_names))
+        self.norm_3d = Standardize(3 * self.lifter.num_joints_out)   # the lifter's 3D statistics: mm = norm_3d.inverse(pose_3d)
         self.beta = beta
+        self.instance_root: int | None = None      # set to a joint index: per-pose 2D normalisation instead of norm_2d
 
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor | list[torch.Tensor]]:
-        "Returns `heatmaps` (per stack), `joints_2d` (B,K_src,2, heatmap px), `lifter_2d` (B,K,2), `pose_3d` (B,3·J_out)."
+    def forward(self, images: torch.Tensor, matrix: torch.Tensor | None = None) -> dict[str, torch.Tensor | list[torch.Tensor]]:
+        """Returns `heatmaps` (per stack), `joints_2d` (B,K_src,2, heatmap px), `lifter_2d` (B,K,2), `pose_3d` (B,3·J_out).
+        With `matrix` (B,2,3), the image → input-crop affine of each crop, `lifter_2d` is in image pixels (the
+        lifter's training frame); otherwise in heatmap pixels."""
         heatmaps = self.hourglass(images)
         heatmaps = heatmaps["heatmaps"] if isinstance(heatmaps, dict) else heatmaps
         j2d = soft_argmax_2d(heatmaps[-1], beta=self.beta)
         mapped = torch.einsum("ks,bsc->bkc", self.joint_map, j2d)
-        return {"heatmaps": heatmaps, "joints_2d": j2d, "lifter_2d": mapped, "pose_3d": self.lifter(self.norm_2d(mapped))}
+        if matrix is not None:                   # heatmap px → input px → image px through the inverse affine
+            stride = images.shape[-1] / heatmaps[-1].shape[-1]
+            A, t = matrix[:, :, :2].to(mapped.dtype), matrix[:, :, 2].to(mapped.dtype)
+            mapped = torch.linalg.solve(A, (mapped * stride - t[:, None]).transpose(1, 2)).transpose(1, 2)
+        x = (normalize_2d_instance(mapped, self.instance_root)[0].flatten(1) if self.instance_root is not None
+             else self.norm_2d(mapped))
+        return {"heatmaps": heatmaps, "joints_2d": j2d, "lifter_2d": mapped, "pose_3d": self.lifter(x)}
 
 
 @register_model()
