@@ -1300,6 +1300,7 @@ def train(cfg: RunConfig, model: nn.Module | None = None) -> dict:
     sampler = ResumableBatchSampler(len(train_ds), cfg.batch_size, epoch, cfg.seed, rank, world, batch0, cfg.limit_batches)
     loader = DataLoader(SeededDataset(train_ds), batch_sampler=sampler, num_workers=cfg.workers,
                         worker_init_fn=worker_init_fn, collate_fn=_collate, pin_memory=device.type == "cuda",
+                        generator=torch.Generator().manual_seed(cfg.seed),   # not the global generator: resume stays exact
                         persistent_workers=cfg.workers > 0, multiprocessing_context="spawn" if cfg.workers > 0 else None)
     t_start, n_images, train_time = time.perf_counter(), 0, 0.0
     # plain progress lines (at most one per 30 s): the terminal under `papermill --log-output`, logs and the saved
