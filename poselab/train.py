@@ -59,7 +59,7 @@ TASKS: dict[str, dict] = {
     "topdown": dict(datasets=("synthetic", "coco", "mpii"), model="pose_resnet_18",
                     model_kwargs={"deconv_filters": [128, 128, 128]}, input_size=(64, 96), sigma=2.0, codec="dark",
                     augment={"rotation_factor": 15, "scale_factor": 0.25, "half_body_prob": 0.0},
-                    epochs=4, batch_size=16, optimizer="adam", lr=2e-3, weight_decay=0.0, lr_schedule="cosine",
+                    epochs=5, batch_size=16, optimizer="adam", lr=2e-3, weight_decay=0.0, lr_schedule="cosine",
                     lr_steps=(170 / 210, 200 / 210), metric="AP"),
     "hourglass": dict(datasets=("synthetic", "mpii"), model="stacked_hourglass", model_kwargs={"num_stacks": 2},
                       input_size=(256, 256), sigma=1.0, epochs=10, batch_size=16, optimizer="rmsprop", lr=2.5e-4,
