@@ -47,16 +47,16 @@ from .synthetic import LineProgress, build_synthetic
 from .viz import draw_skeleton, image_grid
 
 # %% auto #0
-__all__ = ['TASKS', 'TASK_MODULES', 'TASK_CLASSES', 'OPTIMIZERS', 'LR_SCHEDULES', 'CODECS', 'AMP_MODES', 'LOGGERS',
-           'DATA_SOURCES', 'RUN_FILES', 'register_task', 'task_names', 'get_task', 'ConfigError', 'RunConfig',
-           'sample_seed', 'ResumableBatchSampler', 'SeededDataset', 'missing_data', 'valid_crops',
-           'mark_missing_images', 'Task', 'codec_post_process', 'predict_topdown', 'unique_samples', 'joint_error_pct',
-           'TopDownTask', 'head_size_pckh_gt', 'HourglassTask', 'bottomup_test_inputs', 'predict_bottomup',
-           'BottomUpTask', 'synthetic_class_folders', 'ImageFolderDataset', 'ClassificationTask', 'build_optimizer',
-           'resolve_device', 'amp_dtype', 'rng_state', 'set_rng_state', 'clean_orphans', 'save_checkpoint',
-           'load_run_checkpoint', 'RunLogger', 'init_distributed', 'NonFiniteLossError', 'weights_bytes',
-           'machine_description', 'RunExistsError', 'check_run_dir', 'seed_everything', 'train', 'plot_history',
-           'show_predictions', 'run_summary', 'show_run', 'evaluate_run', 'config_from_args', 'main']
+__all__ = ['TASKS', 'TASK_MODULES', 'TASK_CLASSES', 'RECIPE_VARIANTS', 'OPTIMIZERS', 'LR_SCHEDULES', 'CODECS', 'AMP_MODES',
+           'LOGGERS', 'DATA_SOURCES', 'RUN_FILES', 'register_task', 'task_names', 'get_task', 'task_recipe',
+           'ConfigError', 'RunConfig', 'sample_seed', 'ResumableBatchSampler', 'SeededDataset', 'missing_data',
+           'valid_crops', 'mark_missing_images', 'Task', 'codec_post_process', 'predict_topdown', 'unique_samples',
+           'joint_error_pct', 'TopDownTask', 'head_size_pckh_gt', 'HourglassTask', 'bottomup_test_inputs',
+           'predict_bottomup', 'BottomUpTask', 'synthetic_class_folders', 'ImageFolderDataset', 'ClassificationTask',
+           'build_optimizer', 'resolve_device', 'amp_dtype', 'rng_state', 'set_rng_state', 'clean_orphans',
+           'save_checkpoint', 'load_run_checkpoint', 'RunLogger', 'init_distributed', 'NonFiniteLossError',
+           'weights_bytes', 'machine_description', 'RunExistsError', 'check_run_dir', 'seed_everything', 'train',
+           'plot_history', 'show_predictions', 'run_summary', 'show_run', 'evaluate_run', 'config_from_args', 'main']
 
 # %% ../nbs/16_training.ipynb #c32aca3f
 TASKS: dict[str, dict] = {
@@ -95,13 +95,46 @@ def task_names() -> list[str]:
     return sorted(set(TASKS) | set(TASK_MODULES))
 
 
-def get_task(name: str) -> tuple[dict, type]:
-    "The recipe and the `Task` class of task `name`, importing the chapter module that registers it when needed."
+def get_task(name: str, dataset: str | None = None, device: str | None = None) -> tuple[dict, type]:
+    """The recipe and the `Task` class of task `name`, importing the chapter module that registers it when needed.
+    With `dataset` and/or `device`, the recipe is `task_recipe(name, dataset, device)` (its variant for them)."""
     _choices("task", name, task_names())
     if name not in TASK_CLASSES and name in TASK_MODULES: importlib.import_module(TASK_MODULES[name])
     if name not in TASKS:
         raise ValueError(f"task {name!r}: module {TASK_MODULES.get(name)} did not register it (register_task)")
-    return TASKS[name], TASK_CLASSES.get(name)
+    rec = TASKS[name] if dataset is None and device is None else task_recipe(name, dataset, device)
+    return rec, TASK_CLASSES.get(name)
+
+
+# Variants of a task's recipe: the values that replace the `TASKS` recipe for one dataset and/or one kind of device.
+# Key (task, dataset or None, device kind "cpu" | "cuda" or None); every matching variant applies, the more specific
+# ones last. The `TASKS` top-down recipe is the CPU main job on the synthetic world; real data get the published
+# recipes (SimpleBaseline, Xiao et al., ECCV 2018) and GPUs a larger synthetic one.
+RECIPE_VARIANTS: dict[tuple[str, str | None, str | None], dict] = {
+    ("topdown", "synthetic", "cuda"): dict(
+        model="pose_resnet_50", model_kwargs={}, input_size=(192, 256), sigma=2.0, codec="dark",
+        augment={"rotation_factor": 30, "scale_factor": 0.3, "half_body_prob": 0.0}, epochs=60, batch_size=64,
+        optimizer="adam", lr=1e-3, lr_schedule="cosine", workers=8),
+    ("topdown", "coco", None): dict(
+        model="pose_resnet_50", model_kwargs={}, input_size=(192, 256), sigma=2.0, codec="standard", augment={},
+        epochs=140, batch_size=128, optimizer="adam", lr=1e-3, lr_schedule="step", lr_steps=(90 / 140, 120 / 140),
+        workers=4),
+    ("topdown", "mpii", None): dict(
+        model="pose_resnet_50", model_kwargs={}, input_size=(256, 256), sigma=2.0, codec="standard", augment={},
+        epochs=140, batch_size=128, optimizer="adam", lr=1e-3, lr_schedule="step", lr_steps=(90 / 140, 120 / 140),
+        workers=4),
+}
+
+
+def task_recipe(name: str, dataset: str | None = None, device: str | None = None) -> dict:
+    """The recipe of task `name` for `dataset` on `device`: `TASKS[name]` updated by its matching `RECIPE_VARIANTS`.
+    Only an explicit `device='cuda'` (or `'cuda:N'`) selects the GPU variants; `'auto'` keeps the CPU recipe, so the
+    default run is the same everywhere."""
+    rec = dict(TASKS[name])
+    kind = "cuda" if str(device).startswith("cuda") else "cpu"
+    keys = [(name, None, kind)] + ([(name, dataset, None), (name, dataset, kind)] if dataset is not None else [])
+    for key in keys: rec.update(RECIPE_VARIANTS.get(key, {}))
+    return rec
 
 
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
@@ -252,7 +285,7 @@ class RunConfig:
             kind = _KINDS.get(str(f.type).split("|")[0].strip())
             if kind is not None:
                 setattr(self, f.name, _typed_value(f.name, getattr(self, f.name), kind, "None" in str(f.type)))
-        rec, task_cls = get_task(self.task)
+        rec, task_cls = get_task(self.task, self.dataset, self.device)
         _choices(f"dataset (task {self.task!r})", self.dataset, rec["datasets"])
         if self.model is None: self.model = rec["model"]
         if self.model_kwargs is None: self.model_kwargs = dict(rec["model_kwargs"]) if self.model == rec["model"] else {}
@@ -623,7 +656,22 @@ class TopDownTask(Task):
         scores = rescore_with_boxes(meta["score"], kps[..., 2])
         res = coco_results(meta["image_id"], kps, scores)
         stats = coco_keypoint_eval(self._gt_subset(meta["image_id"]), res)
-        return {**stats, **err}, dict(keypoints=kps, meta=meta, scores=scores, images=len(set(meta["image_id"].tolist())))
+        return ({**stats, **err, **self._pck_box(kps, meta, dataset)},
+                dict(keypoints=kps, meta=meta, scores=scores, images=len(set(meta["image_id"].tolist()))))
+
+    @staticmethod
+    def _pck_box(kps, meta, dataset, thr: float = 0.1) -> dict:
+        """`PCK@0.1`: the fraction of all labelled joints within `thr` x the longer side of the person's ground-truth
+        box (pooled over joints: `pck`'s per-joint rates weighted by each joint's number of labels)."""
+        idx = np.asarray(meta["index"], np.int64)
+        boxes = [r.get("bbox") if isinstance(r, dict) else getattr(r, "bbox", None)
+                 for r in (dataset.records[i] for i in idx)]
+        if any(b is None for b in boxes): return {}
+        side = np.array([max(float(b[2]), float(b[3])) for b in boxes])
+        vis = dataset.joints_vis[idx] > 0
+        per_joint = pck(kps[..., :2], dataset.joints[idx], vis, side, thr=thr)
+        n = vis.sum(0)
+        return {f"PCK@{thr:g}": float(np.nansum(per_joint * n) / max(n.sum(), 1))}
 
     def _gt_subset(self, image_ids):
         "The ground truth restricted to the evaluated images (all of them unless `limit_val` cut the list)."
@@ -1140,7 +1188,7 @@ class RunLogger:
     def scalars(self, values: dict, step: int) -> None:
         if self.w is not None:
             for k, v in values.items(): self.w.add_scalar(k, v, step)
-        if self.mlflow is not None: self.mlflow.log_metrics({k.replace("/", "_"): float(v) for k, v in values.items()}, step=step)
+        if self.mlflow is not None: self.mlflow.log_metrics({k.replace("/", "_").replace("@", "_at_"): float(v) for k, v in values.items()}, step=step)
 
     def image(self, tag: str, img: np.ndarray, step: int) -> None:
         if self.w is not None: self.w.add_image(tag, img, step, dataformats="HWC")
