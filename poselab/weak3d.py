@@ -39,7 +39,7 @@ __all__ = ['SKELETON', 'MIN_LABELLED', 'SMPL24_TO_MPII', 'LOAD_THREADS', 'DATA_2
            'EvalSets', 'Weak3DTask', 'plot_prediction_3d', 'plot_joint_errors', 'run_chain', 'stage_table',
            'plot_stage_table', 'weak3d_report']
 
-# %% ../nbs/19_weakly_supervised_3d.ipynb #a80a5963
+# %% ../nbs/19_weakly_supervised_3d.ipynb #b36ab0b3
 SKELETON = "mpii"            # the network's joint layout: the 2D-only data's, 3D data are converted to it
 MIN_LABELLED = 8             # people with fewer labelled joints (in that layout) are left out of training and scores
 # SMPL's 24 joints (3DPW) → MPII names: the limbs, the pelvis and the neck base as the thorax
@@ -130,7 +130,7 @@ def records_3d(records: Sequence, path, padding: float = 1.0, absent: Sequence[s
                                                     if k in ("subject", "action", "clip", "sequence")}})
     return out
 
-# %% ../nbs/19_weakly_supervised_3d.ipynb #3feaf39b
+# %% ../nbs/19_weakly_supervised_3d.ipynb #ab8b25c4
 def _limbs(skeleton) -> tuple[np.ndarray, np.ndarray]:
     a, b = np.array(get_skeleton(skeleton).limbs).T
     return a, b
@@ -211,7 +211,7 @@ def gt_depth(gt: dict) -> np.ndarray:
     "The depth targets (crop units) of `eval_targets` ground truth: what a perfect network predicts."
     return gt["depth_px"] / gt["crop"][:, None]
 
-# %% ../nbs/19_weakly_supervised_3d.ipynb #750e9ef0
+# %% ../nbs/19_weakly_supervised_3d.ipynb #1b52f7aa
 def split_outputs(out) -> tuple[list[torch.Tensor], torch.Tensor]:
     """(heatmaps of every stack, depth) of a weakly-supervised 3D network: `hourglass_depth` returns
     `[hm_1, …, hm_S, depth [B, K]]`, `resnet_50_3d` `[{'hm', 'depth' [B, K, H, W]}]`."""
@@ -274,7 +274,7 @@ def predict_3d(model: nn.Module, dataset: SinglePersonDataset, device, flip_test
     cat = lambda v, shape: np.concatenate(v) if v else np.zeros((0,) + shape, np.float32)
     return {"xy": cat(xs, (K, 2)), "conf": cat(cs, (K,)), "depth": cat(ds, (K,))}
 
-# %% ../nbs/19_weakly_supervised_3d.ipynb #5b3aeb79
+# %% ../nbs/19_weakly_supervised_3d.ipynb #d91cea20
 LOAD_THREADS = min(8, os.cpu_count() or 1)   # threads that assemble a training batch
 DATA_2D = ("mpii", "lsp", "flic")    # 2D-only training sets next to real Human3.6M
 EVAL_3D = ("mpi_inf_3dhp", "3dpw", "occlusion_person")
@@ -325,7 +325,7 @@ class EvalSets:
         self.sets, self.mean_limbs = sets, mean_limbs
     def __len__(self) -> int: return sum(len(ds) for _, ds, _ in self.sets.values())
 
-# %% ../nbs/19_weakly_supervised_3d.ipynb #d91cea20
+# %% ../nbs/19_weakly_supervised_3d.ipynb #4d911438
 @register_task("weak3d", dict(datasets=("synthetic", "h36m"), model="hourglass_depth", model_kwargs={"num_stacks": 2},
                               input_size=(256, 256), input_stride=64, sigma=1.0, epochs=10, batch_size=16,
                               optimizer="rmsprop", lr=2.5e-4, weight_decay=0.0, lr_steps=(0.75,), metric="mpjpe",
@@ -524,7 +524,7 @@ class Weak3DTask(Task):
     def report(self, model, run_dir):
         return weak3d_report(self, model, run_dir)
 
-# %% ../nbs/19_weakly_supervised_3d.ipynb #fae08a9f
+# %% ../nbs/19_weakly_supervised_3d.ipynb #85a81572
 def plot_prediction_3d(image, joints_2d, pred_3d, gt_3d, skeleton=SKELETON, title: str | None = None, dpi: int = 72):
     """Figure: the input crop with the predicted 2D skeleton, beside the predicted and ground-truth 3D poses
     (root-relative mm, camera frame) drawn from the same view on the same axis limits."""
