@@ -288,7 +288,7 @@ def _forward(self: Predictor, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray |
             hf, df = _outputs(self.net(torch.flip(x, dims=[3])))
             hm = fuse_flip(hm, hf.float(), self.skeleton, shift=True)
             if depth is not None:
-                perm = torch.from_numpy(self.skeleton.flip_index).to(depth.device)
+                perm = torch.as_tensor(np.array(self.skeleton.flip_index), device=depth.device)
                 depth = 0.5 * (depth + df[:, perm])
     return hm.cpu().numpy(), None if depth is None else depth.float().cpu().numpy()
 
