@@ -415,7 +415,7 @@ class TargetNet(nn.Module):
         outs = [o.to(x.device).expand(x.shape[0], *o.shape[1:]) for o in self.outputs]
         return outs if len(outs) > 1 else outs[0]
 
-# %% ../nbs/22_predict.ipynb #3f3e917e
+# %% ../nbs/22_predict.ipynb #38bef89e
 def bottomup_known_maps(joints, image_size, input_size: int = 256, tag_values=None):
     """Ground-truth HigherHRNet outputs of people `joints (P, K, 3)` in a `image_size` (w, h) image: stage 1
     `(1, 2K, S/4, S/4)` heatmaps + tags (person p's tag value around its joints) and stage 2 `(1, K, S/2, S/2)`."""
@@ -436,7 +436,7 @@ def bottomup_known_maps(joints, image_size, input_size: int = 256, tag_values=No
             tags[k][near] = tv[p]
     return [torch.from_numpy(np.concatenate([h1, tags])[None]), torch.from_numpy(h2[None])]
 
-# %% ../nbs/22_predict.ipynb #e97c3a60
+# %% ../nbs/22_predict.ipynb #a72ddf7a
 def overlay(frame_or_image, pred: Prediction, skeleton, vis_thr: float = 0.2) -> np.ndarray:
     "The image with every person's skeleton, joints coloured by their confidence."
     img = frame_or_image.image if isinstance(frame_or_image, Frame) else np.asarray(frame_or_image)
@@ -501,7 +501,7 @@ def predict_to(predictor: Predictor, source, out_dir, boxes=None, overlays: bool
     if k3d: written["keypoints_3d"] = str(_write_json_atomic(out / "keypoints_3d.json", k3d))
     return written
 
-# %% ../nbs/22_predict.ipynb #517ce46b
+# %% ../nbs/22_predict.ipynb #17b9d3cd
 def _gaussian_band(n: int, kernel: int) -> torch.Tensor:
     "(n, n) matrix applying OpenCV's `kernel`-tap Gaussian (sigma from the size) along one axis with zero padding."
     g = torch.from_numpy(cv2.getGaussianKernel(kernel, 0).ravel().astype(np.float64))
@@ -615,7 +615,7 @@ def export_onnx(model_or_run, path, decode: bool = True, flip_test: bool | None 
     onnx.save(m, str(tmp)); os.replace(tmp, path)
     return path
 
-# %% ../nbs/22_predict.ipynb #bb7d471a
+# %% ../nbs/22_predict.ipynb #3a0a4a48
 def _onnx_session(path):
     try: import onnxruntime as ort
     except ImportError:
@@ -650,7 +650,7 @@ def _from_onnx(cls, path, **overrides) -> Predictor:
 
 Predictor.from_onnx = classmethod(_from_onnx)
 
-# %% ../nbs/22_predict.ipynb #b3e4b145
+# %% ../nbs/22_predict.ipynb #dfdfb4d6
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")
@@ -710,6 +710,6 @@ def main(argv: Sequence[str] | None = None) -> dict:
         print(f"{out['frames']} frames ({n} expected), {out['people']} people in {time.perf_counter() - t:.1f} s -> {a.out}")
     return out
 
-# %% ../nbs/22_predict.ipynb #17b9d3cd
+# %% ../nbs/22_predict.ipynb #761106f6
 #| eval: false
 if __name__ == "__main__" and "ipykernel" not in sys.modules: main()
