@@ -104,7 +104,7 @@ def main():
             print(f"{fam:9s} {name:13s} ({len(imgs)} images): eager {e:6.2f} img/s ({ce:.2f} CPU-s/img), "
                   f"channels_last {c:6.2f} img/s ({cc:.2f} CPU-s/img), CPU-time ratio x{ce / cc:.2f}", flush=True)
         if a.compile and fam == "topdown":
-            print(f"{fam:9s} torch.compile (photos): {compiled_rate(fam, 'photos', a.images)}")
+            print(f"{fam:9s} torch.compile (photos): {compiled_rate(fam, 'photos', a.images)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -650,7 +650,7 @@ def _from_onnx(cls, path, **overrides) -> Predictor:
 
 Predictor.from_onnx = classmethod(_from_onnx)
 
-# %% ../nbs/22_predict.ipynb #dfdfb4d6
+# %% ../nbs/22_predict.ipynb #761106f6
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")
@@ -710,6 +710,6 @@ def main(argv: Sequence[str] | None = None) -> dict:
         print(f"{out['frames']} frames ({n} expected), {out['people']} people in {time.perf_counter() - t:.1f} s -> {a.out}")
     return out
 
-# %% ../nbs/22_predict.ipynb #761106f6
+# %% ../nbs/22_predict.ipynb #6eceb63d
 #| eval: false
 if __name__ == "__main__" and "ipykernel" not in sys.modules: main()
