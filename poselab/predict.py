@@ -242,12 +242,15 @@ class Predictor:
         if not ckpt.is_file():
             have = ", ".join(sorted(p.name for p in run_dir.glob("*.pt"))) or "none"
             raise FileNotFoundError(f"{ckpt} not found (checkpoints there: {have}); train the run first or pass which=")
-        cfg = run_config(ckpt)
+        st = _read_checkpoint_file(ckpt, "cpu")
+        cfg = dict(st.get("config") or {}) if isinstance(st, Mapping) else {}
+        codec = st.get("codec") if isinstance(st, Mapping) else None        # a slimmed checkpoint may carry it on top
+        if isinstance(codec, Mapping): codec = codec.get("name") or codec.get("type")
         if not cfg.get("model"):
             raise ValueError(f"{ckpt} carries no run settings ('config'); use Predictor(model_name, checkpoint)")
         task = cfg.get("task", "topdown")
         kw = dict(family=TASK_FAMILY.get(task) or model_family(cfg["model"]), model_kwargs=cfg.get("model_kwargs") or {},
-                  input_size=cfg.get("input_size"), codec=cfg.get("codec") or "standard",
+                  input_size=cfg.get("input_size"), codec=(codec if isinstance(codec, str) else None) or cfg.get("codec") or "standard",
                   flip_test=cfg.get("flip_test", True))
         if task == "hourglass" or (task == "topdown" and cfg.get("dataset") == "mpii"): kw["skeleton"] = "mpii"
         kw.update(overrides)

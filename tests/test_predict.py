@@ -133,3 +133,16 @@ def test_onnx_matches_pytorch_on_fixture_crops(tiny_run, tmp_path):
         np.testing.assert_allclose(o, a, atol=1e-4, rtol=0)
     out = main([str(COCO / "000000000785.jpg"), "--onnx", str(f), "--out", str(tmp_path / "ox"), "--quiet"])
     assert out["people"] == 1
+
+
+def test_from_run_reads_a_slim_checkpoint(tmp_path):
+    "A best.pt with only weights, the run settings and the codec on top is enough."
+    from poselab.models.core import create_model
+    net = create_model("pose_resnet_18", num_joints=17, deconv_filters=[32, 32, 32])
+    torch.save({"model": net.state_dict(), "codec": "dark",
+                "config": {"task": "topdown", "model": "pose_resnet_18", "model_kwargs": {"deconv_filters": [32, 32, 32]},
+                           "input_size": [64, 96], "flip_test": False}}, tmp_path / "best.pt")
+    p = Predictor.from_run(tmp_path)
+    assert (p.codec, p.flip_test, p.input_size, p.skeleton.name) == ("dark", False, (64, 96), "coco")
+    with pytest.raises(FileNotFoundError, match="last.pt not found"):
+        Predictor.from_run(tmp_path, "last")
