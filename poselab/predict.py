@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from .codecs import _flip_permutation, aggregate_scales, dark_refine, fuse_flip, get_final_preds, get_max_preds, multi_stage_outputs, quarter_offset
+from .codecs import _flip_permutation, aggregate_scales, bottom_up_targets, dark_refine, fuse_flip, get_final_preds, get_max_preds, multi_stage_outputs, quarter_offset
 from .data.formats import IMG_EXTENSIONS, read_image
 from .data.pipelines import IMAGENET_MEAN, IMAGENET_STD, to_tensor
 from .geometry import affine_transform_points, box_to_center_scale, get_affine_transform, get_affine_transforms, transform_preds
