@@ -14,7 +14,8 @@ from matplotlib.figure import Figure
 from .skeletons import Skeleton, get_skeleton, joint_side
 
 # %% auto #0
-__all__ = ['default_radius', 'draw_skeleton', 'skeleton_legend', 'image_grid', 'heatmap_overlay', 'show_heatmaps', 'plot_pose_3d']
+__all__ = ['default_radius', 'draw_skeleton', 'skeleton_legend', 'image_grid', 'heatmap_overlay', 'show_heatmaps', 'plot_pose_3d',
+           'draw_confidence', 'probability_maps', 'show_joint_maps', 'show_tags', 'show_pose_2d_3d']
 
 # %% ../nbs/02_viz.ipynb #2e13f9ee
 _SHIFT = 4  # fractional bits for sub-pixel cv2 drawing
@@ -196,3 +197,91 @@ def plot_pose_3d(ax, joints3d, skeleton: str | Skeleton, up: str = "y", radius: 
         ax.set_box_aspect((1, 1, 1))
     if title: ax.set_title(title, fontsize=9)
     return ax
+
+# %% ../nbs/02_viz.ipynb #bd42e99b
+def draw_confidence(image, keypoints, skeleton: str | Skeleton, vis_thr: float = 0.0, cmap: str = "viridis",
+                    radius: int | None = None, thickness: int | None = None, vmin: float = 0.0, vmax: float = 1.0) -> np.ndarray:
+    "`draw_skeleton` with each joint's disc coloured by its confidence (third channel) on `cmap` from `vmin` to `vmax`."
+    import matplotlib
+    s = get_skeleton(skeleton)
+    img = _as_rgb_uint8(image)
+    kp = np.asarray(keypoints.detach().cpu() if hasattr(keypoints, "detach") else keypoints, np.float64)
+    if kp.ndim == 2: kp = kp[None]
+    if kp.ndim != 3 or kp.shape[-1] < 3:
+        raise ValueError(f"draw_confidence needs (K, 3) or (P, K, 3) keypoints with a confidence channel, got {kp.shape}")
+    r = default_radius(img.shape) if radius is None else int(radius)
+    canvas = draw_skeleton(img, kp, s, vis_thr=vis_thr, radius=max(1, r // 3), thickness=thickness)
+    xy, vis = _keypoints(kp, s, vis_thr)
+    conf = np.clip((np.nan_to_num(kp[..., 2]) - vmin) / max(vmax - vmin, 1e-12), 0, 1)
+    rgb = np.round(matplotlib.colormaps[cmap](conf)[..., :3] * 255).astype(np.int64)
+    pts = np.round(np.clip(np.nan_to_num(xy), -1e5, 1e5) * (1 << _SHIFT)).astype(np.int64)
+    for p, k in zip(*np.nonzero(vis)):
+        ctr = tuple(map(int, pts[p, k]))
+        cv2.circle(canvas, ctr, r << _SHIFT, tuple(map(int, rgb[p, k])), -1, cv2.LINE_AA, _SHIFT)
+        cv2.circle(canvas, ctr, r << _SHIFT, tuple(map(int, s.joint_colors[k])), max(1, r // 3), cv2.LINE_AA, _SHIFT)
+    return canvas
+
+# %% ../nbs/02_viz.ipynb #dae0cbfc
+def probability_maps(heatmaps, beta: float = 1.0) -> np.ndarray:
+    "Softmax of `beta * heatmaps` over the pixels of each map: `(..., h, w)` arrays that sum to 1."
+    hm = np.asarray(heatmaps.detach().cpu().float() if hasattr(heatmaps, "detach") else heatmaps, np.float64)
+    z = beta * hm.reshape(*hm.shape[:-2], -1)
+    z = np.exp(z - z.max(-1, keepdims=True))
+    return (z / z.sum(-1, keepdims=True)).reshape(hm.shape).astype(np.float32)
+
+
+def show_joint_maps(image, maps, skeleton: str | Skeleton, joints: Sequence[int | str] | None = None, ncols: int = 6,
+                    cmap: str = "jet", alpha: float = 0.6, dpi: int = 72) -> Figure:
+    "Per-joint maps `(K, h, w)` (any range: each scaled to [0, 1]) as a heatmap grid on `image`."
+    m = np.asarray(maps.detach().cpu().float() if hasattr(maps, "detach") else maps, np.float64)
+    lo, hi = m.min((1, 2), keepdims=True), m.max((1, 2), keepdims=True)
+    m = np.where(hi > lo, (m - lo) / np.where(hi > lo, hi - lo, 1), 0).astype(np.float32)
+    return show_heatmaps(image, m, skeleton, joints=joints, ncols=ncols, alpha=alpha, cmap=cmap, dpi=dpi)
+
+# %% ../nbs/02_viz.ipynb #5d6a6365
+def show_tags(image, heatmaps, tags, people, skeleton: str | Skeleton, joint: int | str = 0, thr: float = 0.1,
+              dpi: int = 72) -> Figure:
+    "Tag map of `joint` (where its heatmap exceeds `thr`), all heatmaps, and `people (P, K, 3+)` drawn one colour each."
+    import matplotlib
+    s = get_skeleton(skeleton)
+    k = s.index(joint) if isinstance(joint, str) else int(joint)
+    img = _as_rgb_uint8(image)
+    hm = np.asarray(heatmaps.detach().cpu() if hasattr(heatmaps, "detach") else heatmaps, np.float32)
+    tg = np.asarray(tags.detach().cpu() if hasattr(tags, "detach") else tags, np.float32)
+    if tg.ndim == 4: tg = tg[..., 0]
+    if hm.shape[0] != s.num_joints or tg.shape[:1] != hm.shape[:1]:
+        raise ValueError(f"heatmaps (K, h, w) and tags (K, h, w[, L]) with K = {s.num_joints}, got {hm.shape} and {tg.shape}")
+    fig = Figure(figsize=(9, 3), dpi=dpi)
+    ax = fig.subplots(1, 3)
+    t = np.ma.masked_where(hm[k] < thr, tg[k])
+    v = float(np.abs(tg[k][hm[k] >= thr]).max()) if (hm[k] >= thr).any() else 1.0
+    ax[0].imshow(cv2.resize(img, hm.shape[:0:-1]), alpha=0.4)
+    im = ax[0].imshow(t, cmap="coolwarm", vmin=-v, vmax=v); fig.colorbar(im, ax=ax[0], fraction=0.046)
+    ax[0].set_title(f"tags of {s.joints[k]}", fontsize=8)
+    ax[1].imshow(hm.max(0), cmap="magma"); ax[1].set_title("heatmaps (max over joints)", fontsize=8)
+    pp = np.asarray(people, np.float64).reshape(-1, s.num_joints, np.shape(people)[-1] if len(people) else 3)
+    canvas = img.copy()
+    cols = matplotlib.colormaps["tab10"](np.arange(max(len(pp), 1)) % 10)[:, :3] * 255
+    for p in range(len(pp)):
+        xy, vis = _keypoints(pp[p, :, :3], s, 0.0)
+        for i, j in s.limbs:
+            if vis[0, i] and vis[0, j]:
+                cv2.line(canvas, tuple(map(int, xy[0, i])), tuple(map(int, xy[0, j])), tuple(map(int, cols[p])), 2, cv2.LINE_AA)
+    ax[2].imshow(canvas); ax[2].set_title(f"{len(pp)} people grouped", fontsize=8)
+    for a in ax: a.axis("off")
+    fig.tight_layout()
+    return fig
+
+# %% ../nbs/02_viz.ipynb #1862b30e
+def show_pose_2d_3d(image, keypoints, joints3d, skeleton: str | Skeleton, up: str = "-y", view=(10, -80),
+                    dpi: int = 72, title: str | None = None) -> Figure:
+    "The 2D overlay `keypoints (K, 3)` on `image` beside the 3D pose `joints3d (K, 3)` (`up`: which data axis is up)."
+    s = get_skeleton(skeleton)
+    fig = Figure(figsize=(8, 4), dpi=dpi)
+    a = fig.add_subplot(1, 2, 1)
+    a.imshow(draw_confidence(image, keypoints, s)); a.axis("off"); a.set_title(title or "2D", fontsize=9)
+    b = fig.add_subplot(1, 2, 2, projection="3d")
+    plot_pose_3d(b, joints3d, s, up=up, title="3D")
+    b.view_init(*view)
+    fig.tight_layout()
+    return fig
