@@ -710,7 +710,8 @@ def run_attribution(run_dir=None, which: str = "best", model: str | None = None,
     if store_dir is None:
         if run_dir is None: raise ValueError("store_dir is needed when no run_dir is given")
         store_dir = Path(run_dir) / "attribution"
-    meta = dict(model=cfg.model, checkpoint=str(checkpoint or Path(run_dir) / f"{which}.pt"), dataset=cfg.dataset,
+    ckpt = str(checkpoint) if checkpoint else str(Path(run_dir) / f"{which}.pt") if run_dir else None
+    meta = dict(model=cfg.model, checkpoint=ckpt, dataset=cfg.dataset,
                 split="val", input_size=list(cfg.input_size), joints=names, steps=steps, path=path, rule=rule)
     store = AttributionStore(store_dir, meta)
     attribute_samples(net, val, ids, store, None, sel, steps, path, rule, batch_size, progress)
