@@ -154,8 +154,8 @@ class BottomUpTarget(HeatmapTarget):
     radius: float = 4.0
 
     def __call__(self, model, x, info=None) -> torch.Tensor:
-        h = self.heatmaps(model(x))
         gt = _info(info, "joints", self)[..., :2].to(x)
+        h = self.heatmaps(model(x))[:, :gt.shape[1]]                  # heatmaps only: the tag maps follow them
         H, W = h.shape[-2:]
         ys, xs = torch.meshgrid(torch.arange(H, device=x.device), torch.arange(W, device=x.device), indexing="ij")
         d2 = (xs - gt[..., 0, None, None]) ** 2 + (ys - gt[..., 1, None, None]) ** 2
