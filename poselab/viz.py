@@ -211,7 +211,7 @@ def draw_confidence(image, keypoints, skeleton: str | Skeleton, vis_thr: float =
         raise ValueError(f"draw_confidence needs (K, 3) or (P, K, 3) keypoints with a confidence channel, got {kp.shape}")
     r = default_radius(img.shape) if radius is None else int(radius)
     canvas = draw_skeleton(img, kp, s, vis_thr=vis_thr, radius=max(1, r // 3), thickness=thickness)
-    xy, vis = _keypoints(kp, s, vis_thr)
+    xy, vis, _ = _keypoints(kp, s, vis_thr)
     conf = np.clip((np.nan_to_num(kp[..., 2]) - vmin) / max(vmax - vmin, 1e-12), 0, 1)
     rgb = np.round(matplotlib.colormaps[cmap](conf)[..., :3] * 255).astype(np.int64)
     pts = np.round(np.clip(np.nan_to_num(xy), -1e5, 1e5) * (1 << _SHIFT)).astype(np.int64)
@@ -263,7 +263,7 @@ def show_tags(image, heatmaps, tags, people, skeleton: str | Skeleton, joint: in
     canvas = img.copy()
     cols = matplotlib.colormaps["tab10"](np.arange(max(len(pp), 1)) % 10)[:, :3] * 255
     for p in range(len(pp)):
-        xy, vis = _keypoints(pp[p, :, :3], s, 0.0)
+        xy, vis, _ = _keypoints(pp[p, :, :3], s, 0.0)
         for i, j in s.limbs:
             if vis[0, i] and vis[0, j]:
                 cv2.line(canvas, tuple(map(int, xy[0, i])), tuple(map(int, xy[0, j])), tuple(map(int, cols[p])), 2, cv2.LINE_AA)
