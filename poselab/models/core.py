@@ -17,7 +17,7 @@ __all__ = ['BN_MOMENTUM', 'register_model', 'list_models', 'create_model', 'conv
            'Bottleneck', 'make_res_layer', 'CheckpointError', 'read_checkpoint_file', 'extract_state_dict',
            'compare_state_dicts', 'load_checkpoint', 'manifest_dir', 'list_manifests', 'load_manifest',
            'check_against_manifest', 'ModelProfile', 'profile_model', 'manifest_paper_macs', 'feature_shapes',
-           'format_rows']
+           'format_rows', 'FusionError', 'fuse_conv_bn']
 
 # %% ../../nbs/08_model_core.ipynb #a8aa76b6
 _MODEL_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
@@ -402,3 +402,63 @@ def format_rows(rows: list[tuple], headers: tuple[str, ...] = ("module", "output
     def fmt(r): return "  ".join(c.rjust(w) if j and c.replace(",", "").replace(".", "").isdigit() else c.ljust(w)
                                  for j, (c, w) in enumerate(zip(r, widths))).rstrip()
     return "\n".join([fmt(cells[0]), fmt(["-" * w for w in widths])] + [fmt(r) for r in cells[1:]])
+
+# %% ../../nbs/08_model_core.ipynb #f0b1c2d2
+from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
+
+
+class FusionError(RuntimeError):
+    "Folding batch norm changed what a network computes (the network reuses a convolution's output elsewhere)."
+
+
+def _parent(model: nn.Module, name: str) -> tuple[nn.Module, str]:
+    head, _, attr = name.rpartition(".")
+    return (model.get_submodule(head) if head else model), attr
+
+
+def fuse_conv_bn(model: nn.Module, example, atol: float = 1e-4, inplace: bool = False) -> nn.Module:
+    """An eval-mode copy of `model` (the model itself with `inplace`) whose batch norms that directly follow a
+    convolution, transposed convolution or linear layer are folded into it and replaced by `nn.Identity`.
+
+    `example` is an input (a tensor, or a tuple of them) the network runs on once to find the pairs; the folded
+    network must reproduce the original's outputs on it to `atol` (relative to their largest magnitude), else
+    `FusionError`. Returns the model with `fused_bn_count` set to the number of folded layers."""
+    import copy
+    model = model if inplace else copy.deepcopy(model)
+    model.eval()
+    args = example if isinstance(example, tuple) else (example,)
+    producers, calls, feeds, keep = {}, {}, [], []
+    kinds = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
+    def after_producer(mod, inp, out):
+        calls[mod] = calls.get(mod, 0) + 1
+        producers[id(out)] = mod; keep.append(out)       # keep the tensor alive so its id is not reused
+    def before_bn(mod, inp):
+        calls[mod] = calls.get(mod, 0) + 1
+        feeds.append((producers.get(id(inp[0])), mod))
+    hooks = [m.register_forward_hook(after_producer) for m in model.modules() if isinstance(m, kinds)]
+    hooks += [m.register_forward_pre_hook(before_bn) for m in model.modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))]
+    try:
+        with torch.no_grad(): ref = model(*args)
+    finally:
+        for h in hooks: h.remove()
+    names = {m: n for n, m in model.named_modules()}
+    n_fused = 0
+    for prod, bn in feeds:
+        if prod is None or calls[prod] != 1 or calls[bn] != 1 or not bn.track_running_stats: continue
+        if isinstance(prod, nn.Linear) != isinstance(bn, nn.BatchNorm1d): continue
+        if isinstance(prod, nn.ConvTranspose2d) and prod.groups != 1: continue
+        fused = (fuse_linear_bn_eval(prod, bn) if isinstance(prod, nn.Linear)
+                 else fuse_conv_bn_eval(prod, bn, transpose=isinstance(prod, nn.ConvTranspose2d)))
+        for mod, new in ((prod, fused), (bn, nn.Identity())):
+            parent, attr = _parent(model, names[mod]); setattr(parent, attr, new)
+        n_fused += 1
+    with torch.no_grad(): out = model(*args)
+    ref_t = [t for t in torch.utils._pytree.tree_leaves(ref) if torch.is_tensor(t)]
+    out_t = [t for t in torch.utils._pytree.tree_leaves(out) if torch.is_tensor(t)]
+    for a, b in zip(ref_t, out_t):
+        err = (a - b).abs().max().item() / max(a.abs().max().item(), 1e-12)
+        if err > atol:
+            raise FusionError(f"folding {n_fused} batch norms changed the output by {err:.2e} (relative, > {atol}); "
+                              f"the network reads a convolution's output in more than one place: run it unfused")
+    model.fused_bn_count = n_fused
+    return model
