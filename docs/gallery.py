@@ -27,17 +27,18 @@ NBS = ROOT / "nbs"
 OUT = NBS / "images" / "gallery"
 MAX_BYTES = 100_000
 
-# name -> (notebook, cell id, output index): pictures the chapters saved when they ran
+# name -> (notebook, cell id, output index, rows kept): pictures the chapters saved when they ran; `rows` keeps the
+# top 1/rows of a picture made of equal rows (the lifting examples: one sample of three)
 SAVED = {
-    "prediction": ("17_evaluate_checkpoints.ipynb", "e1f3a5b7", 0),
-    "lifting": ("18_lifting_3d.ipynb", "f9296eea", 0),
-    "gan": ("20_pose_gan.ipynb", "2ac9e12f", 0),
+    "prediction": ("17_evaluate_checkpoints.ipynb", "e1f3a5b7", 0, 1),
+    "lifting": ("18_lifting_3d.ipynb", "f9296eea", 0, 3),
+    "gan": ("20_pose_gan.ipynb", "2ac9e12f", 0, 1),
 }
 FILES = {"weak3d": NBS / "images" / "weak3d" / "stage3_sample.png"}
 
 
-def saved_picture(nb_name: str, cell_id: str, index: int = 0) -> np.ndarray:
-    "RGB pixels of the `index`-th picture output of cell `cell_id` of a chapter notebook."
+def saved_picture(nb_name: str, cell_id: str, index: int = 0, rows: int = 1) -> np.ndarray:
+    "RGB pixels of the `index`-th picture output of cell `cell_id` of a chapter notebook (its top 1/`rows`)."
     path = NBS / nb_name
     nb = json.loads(path.read_text())
     cell = next((c for c in nb["cells"] if c.get("id") == cell_id), None)
@@ -48,7 +49,7 @@ def saved_picture(nb_name: str, cell_id: str, index: int = 0) -> np.ndarray:
                          f"(jupyter nbconvert --execute --inplace {path}) or update SAVED in {__file__}")
     data = pics[index] if isinstance(pics[index], str) else "".join(pics[index])
     img = cv2.imdecode(np.frombuffer(base64.b64decode(data), np.uint8), cv2.IMREAD_COLOR)
-    return img[..., ::-1]
+    return img[:img.shape[0] // rows, :, ::-1]
 
 
 def figure_pixels(fig) -> np.ndarray:
