@@ -23,6 +23,13 @@ def test_every_notebook_has_a_page(site):
     assert expected <= {p.name for p in pages}
 
 
+def test_page_names_are_unique():
+    "No two notebooks become the same page (nbdev drops the number prefix: `21_x.ipynb` and `x.ipynb` collide)."
+    names = {}
+    for nb in NBS.glob("*.ipynb"): names.setdefault("index.html" if nb.stem == "index" else page_name(nb), []).append(nb.name)
+    assert {n: v for n, v in names.items() if len(v) > 1} == {}
+
+
 def test_no_broken_page(site):
     out, _, problems = site
     assert problems + check(out) == []
