@@ -148,6 +148,10 @@ def build(out: Path) -> tuple[list[Path], list[str]]:
         name = "index.html" if p.stem == "index" else str(fm.get("output-file") or page_name(p))
         entries.append((p, nb, fm, name))
     entries.sort(key=lambda e: (e[3] != "index.html", e[0].name))
+    owners: dict[str, list[str]] = {}
+    for p, _, _, name in entries: owners.setdefault(name, []).append(p.name)
+    problems += [f"{' and '.join(nbs)} both become {name} (nbdev names a page after its notebook without the number "
+                 "prefix); rename one notebook" for name, nbs in owners.items() if len(nbs) > 1]
     ex, css = _exporter(), CSS + _pygments_css()
     pages = []
     for p, nb, fm, name in entries:
@@ -190,6 +194,21 @@ def check(out: Path) -> list[str]:
             if re.match(r"^([a-z]+:|//)", url): continue
             if not (out / url).exists(): problems.append(f"{page.name}: broken link {url}")
     return problems
+
+
+def build_in_subprocess(out: Path) -> tuple[list[Path], list[str]]:
+    """`build(out)` in a separate interpreter (pages, problems): nbdev's docs processing runs the notebooks' exported
+    cells, and their registrations (tasks, models) must not replace the package's own in the calling process."""
+    import json
+    import subprocess
+    out = Path(out)
+    res = out.parent / (out.name + ".json")
+    code = ("import json, sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); from offline_docs import build; "
+            "pages, problems = build(Path(sys.argv[2])); "
+            "Path(sys.argv[3]).write_text(json.dumps([[str(p) for p in pages], problems]))")
+    subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), str(out), str(res)], check=True)
+    pages, problems = json.loads(res.read_text())
+    return [Path(p) for p in pages], problems
 
 
 def main(argv=None) -> int:

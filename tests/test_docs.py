@@ -1,14 +1,11 @@
 "The documentation site builds offline, every page is sound, and the chapters show their pictures."
-import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from offline_docs import NBS, check, page_name
+from offline_docs import NBS, build_in_subprocess, check, page_name
 
 
 @pytest.fixture(scope="module")
@@ -16,19 +13,21 @@ def site(tmp_path_factory):
     """The site, built in a separate interpreter: nbdev's docs processing runs the notebooks' exported cells, and
     their registrations (tasks, models) must not replace the package's own in this test session."""
     out = tmp_path_factory.mktemp("docs")
-    res = out.parent / (out.name + ".json")
-    code = ("import json, sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); from offline_docs import build; "
-            "pages, problems = build(Path(sys.argv[2])); "
-            "Path(sys.argv[3]).write_text(json.dumps([[str(p) for p in pages], problems]))")
-    subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), str(out), str(res)], check=True)
-    pages, problems = json.loads(res.read_text())
-    return out, [Path(p) for p in pages], problems
+    pages, problems = build_in_subprocess(out)
+    return out, pages, problems
 
 
 def test_every_notebook_has_a_page(site):
     out, pages, _ = site
     expected = {"index.html"} | {page_name(p) for p in NBS.glob("[0-9]*.ipynb")}
     assert expected <= {p.name for p in pages}
+
+
+def test_page_names_are_unique():
+    "No two notebooks become the same page (nbdev drops the number prefix: `21_x.ipynb` and `x.ipynb` collide)."
+    names = {}
+    for nb in NBS.glob("*.ipynb"): names.setdefault("index.html" if nb.stem == "index" else page_name(nb), []).append(nb.name)
+    assert {n: v for n, v in names.items() if len(v) > 1} == {}
 
 
 def test_no_broken_page(site):
