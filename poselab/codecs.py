@@ -322,7 +322,7 @@ def dark_refine(
         # differences cancel it: no whole-map blur is needed unless the 1e-10 floor may apply (samples near zero or
         # negative) or the map is not finite. Joints like that, and steps that would amplify the rounding by which
         # this path differs from the authors' arithmetic past 1e-9 px, take the authors' route.
-        fast = np.isfinite(peak) & (v > 1.001e-10).all(1)
+        fast = np.isfinite(peak) & (v > (1.001e-10 + 1.2e-14 * amp)[:, None]).all(1)   # clear of the floor
         with np.errstate(divide="ignore", invalid="ignore"):
             L = np.log(np.where(fast[:, None], v, 1.0))
             step, ok, sens = _taylor_step(L)
