@@ -236,43 +236,104 @@ def fuse_flip(
     return fused * 0.5 if average else fused
 
 # %% ../nbs/06_codecs.ipynb #1c38b215
-def dark_refine(heatmaps, coords, blur_kernel: int = 11) -> np.ndarray:
-    "DARK: refine integer argmax `coords` [N,K,2] with a Taylor step on the blurred log-heatmaps [N,K,H,W]."
-    hm = _as_numpy(heatmaps).astype(np.float64)
-    c = _as_numpy(coords).astype(np.float64).copy()
-    N, K, H, W = hm.shape
-    if blur_kernel % 2 != 1:
-        raise ValueError(f"blur_kernel={blur_kernel} must be odd")
-    if H < 5 or W < 5:
-        return _like(c.astype(np.float32), coords)      # no pixel two steps away from every border
-    # zero-pad every map by the kernel radius and stack them into one tall image: a single OpenCV blur
-    # then treats each map exactly as if it were blurred on its own
+# the 13 log-heatmap samples of the Taylor step, as (dy, dx) around the peak: centre, ±1 and ±2 along each axis, diagonals
+_DARK_TAPS = np.array([(0, 0), (0, 1), (0, -1), (1, 0), (-1, 0), (0, 2), (0, -2), (2, 0), (-2, 0),
+                       (1, 1), (-1, 1), (1, -1), (-1, -1)])
+
+
+def _symmetric_filter(x: np.ndarray, g: np.ndarray, axis: int, n: int) -> np.ndarray:
+    "`n` outputs of the symmetric kernel `g` (length 2b+1) along `axis` of `x` (length n+2b there); one sum order for all."
+    b = len(g) // 2
+    cut = lambda a: x[(slice(None),) * axis + (slice(a, a + n),)]
+    acc = g[b] * cut(b)
+    for t in range(1, b + 1):                            # a loop over kernel taps; every joint at once
+        acc = acc + g[b + t] * (cut(b - t) + cut(b + t))
+    return acc
+
+
+def _dark_window_blur(maps: np.ndarray, j: np.ndarray, x0: np.ndarray, y0: np.ndarray, blur_kernel: int):
+    "Blurred maps `j` of [M,H,W] at the 13 taps around (x0, y0), from the zero-padded (b+2)-radius window: ([J,13], max |window|)."
+    M, H, W = maps.shape
+    r = (blur_kernel - 1) // 2 + 2
+    o = np.arange(-r, r + 1)
+    ys, xs = y0[:, None] + o, x0[:, None] + o            # [J, 2r+1] rows and columns of each window
+    flat = (j[:, None, None] * H + ys.clip(0, H - 1)[:, :, None]) * W + xs.clip(0, W - 1)[:, None, :]
+    win = np.take(maps.reshape(-1), flat).astype(np.float64)
+    on_map = ((ys >= 0) & (ys < H))[:, :, None] & ((xs >= 0) & (xs < W))[:, None, :]
+    win = np.where(on_map, win, 0.0)                     # the zero padding of the authors' code
+    g = cv2.getGaussianKernel(blur_kernel, 0).ravel()    # OpenCV's kernel (fixed tables up to size 7)
+    blurred = _symmetric_filter(_symmetric_filter(win, g, 2, 5), g, 1, 5)   # [J, 5, 5] at offsets -2..2
+    return blurred[:, _DARK_TAPS[:, 0] + 2, _DARK_TAPS[:, 1] + 2], np.abs(win).max(axis=(1, 2))
+
+
+def _dark_log_full(maps: np.ndarray, x0: np.ndarray, y0: np.ndarray, blur_kernel: int) -> np.ndarray:
+    "The authors' route for maps [J,H,W]: blur each zero-padded map, rescale to its maximum, floor 1e-10, log; [J,13] at the taps."
+    J, H, W = maps.shape
     b = (blur_kernel - 1) // 2
-    padded = np.zeros((N * K, H + 2 * b, W + 2 * b))
-    padded[:, b:b + H, b:b + W] = hm.reshape(N * K, H, W)
+    padded = np.zeros((J, H + 2 * b, W + 2 * b))
+    padded[:, b:b + H, b:b + W] = maps
+    # one OpenCV call on the maps stacked into a tall image: the padding keeps every map's blur to itself
     tall = cv2.GaussianBlur(padded.reshape(-1, W + 2 * b), (blur_kernel, blur_kernel), 0)
-    blurred = tall.reshape(N, K, H + 2 * b, W + 2 * b)[:, :, b:b + H, b:b + W]
-    peak = hm.max(axis=(2, 3), keepdims=True)
-    bmax = blurred.max(axis=(2, 3), keepdims=True)
-    blurred = blurred * np.divide(peak, bmax, out=np.ones_like(peak), where=bmax != 0)
-    L = np.log(np.maximum(blurred, 1e-10))
-    px, py = np.trunc(c[..., 0]).astype(np.int64), np.trunc(c[..., 1]).astype(np.int64)
-    inside = (px > 1) & (px < W - 2) & (py > 1) & (py < H - 2)
-    px, py = np.clip(px, 2, W - 3), np.clip(py, 2, H - 3)
-    n, k = np.indices((N, K))
-    at = lambda dy, dx: L[n, k, py + dy, px + dx]
-    dx = 0.5 * (at(0, 1) - at(0, -1))
-    dy = 0.5 * (at(1, 0) - at(-1, 0))
-    dxx = 0.25 * (at(0, 2) - 2 * at(0, 0) + at(0, -2))
-    dxy = 0.25 * (at(1, 1) - at(-1, 1) - at(1, -1) + at(-1, -1))
-    dyy = 0.25 * (at(2, 0) - 2 * at(0, 0) + at(-2, 0))
+    blurred = tall.reshape(padded.shape)[:, b:b + H, b:b + W]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = maps.max(axis=(1, 2)).astype(np.float64) / blurred.max(axis=(1, 2))
+        v = blurred[np.arange(J)[:, None], y0[:, None] + _DARK_TAPS[:, 0], x0[:, None] + _DARK_TAPS[:, 1]] * ratio[:, None]
+    return np.log(np.maximum(v, 1e-10))
+
+
+def _taylor_step(L: np.ndarray):
+    "Newton step −H⁻¹∇ from the log samples [J,13] (2×2 inverse in closed form): (step [J,2], det ≠ 0, sensitivity)."
+    c, xp1, xm1, yp1, ym1, xp2, xm2, yp2, ym2, pp, mp, pm, mm = L.T
+    dx, dy = 0.5 * (xp1 - xm1), 0.5 * (yp1 - ym1)
+    dxx = 0.25 * (xp2 - 2 * c + xm2)
+    dxy = 0.25 * (pp - mp - pm + mm)
+    dyy = 0.25 * (yp2 - 2 * c + ym2)
     det = dxx * dyy - dxy ** 2
-    ok = inside & (det != 0)
-    safe = np.where(ok, det, 1.0)
-    off_x = -(dyy * dx - dxy * dy) / safe
-    off_y = -(dxx * dy - dxy * dx) / safe
-    c += np.where(ok[..., None], np.stack([off_x, off_y], -1), 0)
-    return _like(c.astype(np.float32), coords)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        step = -np.stack([dyy * dx - dxy * dy, dxx * dy - dxy * dx], -1) / det[:, None]
+        # how much a rounding error in L moves the step: |H⁻¹| (1 + |step|)
+        sens = (np.abs(dxx) + np.abs(dyy) + 2 * np.abs(dxy)) / np.abs(det) * (1 + np.abs(step).sum(-1))
+    return step, det != 0, sens
+
+
+def dark_refine(
+    heatmaps,                # [N, K, H, W] numpy array or tensor
+    coords,                  # [N, K, 2] integer argmax (x, y), e.g. from `get_max_preds`
+    blur_kernel: int = 11,   # odd Gaussian blur size
+):
+    "DARK: refine integer argmax `coords` [N,K,2] with a Taylor step on the blurred log-heatmaps [N,K,H,W]."
+    hm, c_in = _as_numpy(heatmaps), _as_numpy(coords)
+    if hm.ndim != 4:
+        raise ValueError(f"heatmaps must be [N, K, H, W], got shape {hm.shape}")
+    N, K, H, W = hm.shape
+    if c_in.shape != (N, K, 2):
+        raise ValueError(f"coords must be [N, K, 2] = {(N, K, 2)} for heatmaps {hm.shape}, got {c_in.shape}")
+    if blur_kernel < 1 or blur_kernel % 2 != 1:
+        raise ValueError(f"blur_kernel={blur_kernel} must be odd")
+    c = np.array(c_in, dtype=np.float64, order="C")      # a copy; float64 answers stay float64, others become float32
+    px, py = np.trunc(c[..., 0]), np.trunc(c[..., 1])     # Python int(): toward zero
+    j = np.flatnonzero((px > 1) & (px < W - 2) & (py > 1) & (py < H - 2))   # peaks two pixels inside the border
+    if len(j):
+        maps = hm.reshape(N * K, H, W)
+        x0, y0 = px.ravel()[j].astype(np.int64), py.ravel()[j].astype(np.int64)
+        v, amp = _dark_window_blur(maps, j, x0, y0, blur_kernel)
+        peak = maps.reshape(N * K, -1).max(1)[j].astype(np.float64)
+        # Rescaling a map to its maximum adds one constant, log(peak / blurred max), to its 13 log samples, and the
+        # differences cancel it: no whole-map blur is needed unless the 1e-10 floor may apply (samples near zero or
+        # negative) or the map is not finite. Joints like that, and steps that would amplify the rounding by which
+        # this path differs from the authors' arithmetic past 1e-9 px, take the authors' route.
+        fast = np.isfinite(peak) & (v > (1.001e-10 + 1.2e-14 * amp)[:, None]).all(1)   # clear of the floor
+        with np.errstate(divide="ignore", invalid="ignore"):
+            L = np.log(np.where(fast[:, None], v, 1.0))
+            step, ok, sens = _taylor_step(L)
+            log_max = np.abs(L).max(1) + np.log(peak / v.max(1))          # largest |log sample| of the authors' maps
+            rounding = 2.3e-16 * (50 * amp / v.min(1) + 4 * (1 + log_max))  # error bound of one log sample
+            full = ~(fast & (2 * sens * rounding <= 1e-9))
+        if full.any():
+            L[full] = _dark_log_full(maps[j[full]], x0[full], y0[full], blur_kernel)
+            step[full], ok[full], _ = _taylor_step(L[full])
+        c.reshape(-1, 2)[j[ok]] += step[ok]               # singular Hessians (det 0) leave the peak where it is
+    return _like(c.astype(np.float64 if c_in.dtype == np.float64 else np.float32), coords)
 
 # %% ../nbs/06_codecs.ipynb #2f413380
 def get_preds(heatmaps):
