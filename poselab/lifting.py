@@ -213,12 +213,13 @@ def lifting_metrics(pred, gt, labels=None, skeleton="h36m") -> dict:
 DETECTION_LAYOUTS = {16: "mpii", 17: "coco"}
 
 
-def read_detections(path) -> tuple[dict, str]:
+def read_detections(path, option: str = "detections") -> tuple[dict, str]:
     """A 2D predictions json → ({image key: (P, 17, 3) H36M joints x, y, score}, source layout). Entries are COCO
     results (`image_id`, flat `keypoints`) or one dict per person (`image`, `joints` K×2/3); 16 joints are read as
-    MPII, 17 as COCO, and mapped to H36M with `poselab.skeletons.convert_joints`."""
+    MPII, 17 as COCO, and mapped to H36M with `poselab.skeletons.convert_joints`. `option` names the setting that
+    gave the file, for the messages."""
     path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"detections file {path} not found (option `detections`)")
+    if not path.is_file(): raise FileNotFoundError(f"detections file {path} not found (option `{option}`)")
     try: d = json.loads(path.read_text())
     except json.JSONDecodeError as e: raise ValueError(f"{path}: not a json file ({e})") from None
     if isinstance(d, dict): d = d.get("predictions", d.get("annotations"))
@@ -248,17 +249,25 @@ def read_detections(path) -> tuple[dict, str]:
     return {key: np.stack(v) for key, v in out.items()}, src
 
 
-def apply_detections(pairs: PosePairs, detections: dict, source="detections") -> tuple[PosePairs, int]:
+def apply_detections(pairs: PosePairs, detections: dict, source="detections",
+                     require_all: bool = False) -> tuple[PosePairs, int]:
     """The pairs whose image has a detection, each with the detected 2D pose closest to its ground truth (mean
-    distance over `INPUT_JOINTS`) as input; also the number of people left without a detection."""
-    keep, p2 = [], []
+    distance over `INPUT_JOINTS`) as input; also the number of people left without a detection. `require_all`
+    (training input): every pair must have one, else a `ValueError` names the file, the count and the images."""
+    keep, p2, lost = [], [], []
     for i in range(len(pairs)):
         cand = detections.get(int(pairs.image_id[i]))
         if cand is None: cand = detections.get(Path(str(pairs.image[i])).name)
-        if cand is None: continue
+        if cand is None: lost.append(i); continue
         d = np.nanmean(np.linalg.norm(cand[:, IN_IDX, :2] - pairs.p2[i, IN_IDX], axis=-1), 1)
         best = cand[int(np.nanargmin(d))][:, :2]
         keep.append(i); p2.append(np.where(np.isfinite(best), best, 0.0))   # joints the lifter does not read may be NaN
+    if lost and require_all:
+        ids = sorted({int(pairs.image_id[i]) for i in lost})
+        raise ValueError(f"{source}: the predictions do not cover the training samples: {len(lost)} of {len(pairs)} "
+                         f"people have no detection (matched by image_id or file name; missing image ids "
+                         f"{ids[:10]}{' …' if len(ids) > 10 else ''}). Write the predictions over the whole training split "
+                         f"(`write_detections` of a 2D run on its records) or train on ground-truth 2D.")
     if not keep: raise ValueError(f"{source}: no detection matches an evaluated image (by image_id or file name)")
     out = pairs.subset(keep)
     out.p2 = np.stack(p2)
@@ -309,6 +318,7 @@ class LiftTask(Task):
                    aug_azimuth=180.0,            # ± degrees about the world's vertical axis
                    aug_elevation=20.0,           # ± degrees of viewing elevation
                    detections="",                # 2D predictions json (MPII or COCO joints) used as validation input
+                   train_detections="",          # 2D predictions json of the training split used as training input
                    train_elevation=[-10.0, 10.0],                           # mocap: camera elevation band of training
                    val_elevations=[[-10.0, 10.0], [20.0, 40.0], [40.0, 60.0]],  # mocap: validation bands
                    mocap_views=4,                # mocap: cameras per training frame
@@ -336,7 +346,13 @@ class LiftTask(Task):
             if not cams.is_file():
                 raise DatasetLayoutError(cams, "h36m", "not found: lifting needs the cameras of the Human3.6M layout "
                                          "(augmentation re-projects through them); put cameras.pkl there")
-        if o["detections"]: read_detections(o["detections"])
+        if o["detections"]: read_detections(o["detections"], "detections")
+        if o["train_detections"]:
+            read_detections(o["train_detections"], "train_detections")
+            if o["augment"]:
+                raise ValueError(f"option train_detections={o['train_detections']} with augment=True: the augmentation "
+                                 f"re-projects the 3D pose and would replace the detected 2D by a clean projection; "
+                                 f"set augment=False (as Martinez et al. train on detections) or drop train_detections")
         if o["prior_weight"] < 0: raise ValueError(f"option prior_weight={o['prior_weight']} must be >= 0")
         if o["prior_weight"] > 0 and not o["prior_run"]:
             raise ValueError("option prior_weight > 0 needs prior_run (a gan3d run directory or checkpoint)")
@@ -364,6 +380,9 @@ class LiftTask(Task):
         c, o = self.cfg, self.options
         tr, va, cache = self._pairs(rank)
         if c.train_subset: tr = tr.subset(np.arange(min(c.train_subset, len(tr))))
+        if o["train_detections"]:                      # every training person needs its detection
+            tr, _ = apply_detections(tr, read_detections(o["train_detections"], "train_detections")[0],
+                                     o["train_detections"], require_all=True)
         if o["detections"]:
             va, self.missing_detections = apply_detections(va, read_detections(o["detections"])[0], o["detections"])
         if c.limit_val: va = va.subset(np.arange(min(c.limit_val, len(va))))
@@ -374,6 +393,19 @@ class LiftTask(Task):
     def build_model(self) -> nn.Module:
         m = Lifter(create_model(self.cfg.model, **self.cfg.model_kwargs), self.options["normalization"])
         return m.set_stats(self.stats) if self.stats is not None else m
+
+    def build_optimizer(self, model: nn.Module, total_steps: int):
+        """The recipe's optimiser and schedule (`poselab.train.build_optimizer`); Adam runs as one fused kernel over
+        all parameters (the same update): for this small network the per-tensor Adam loop costs as much as the
+        forward and backward passes together on a CPU."""
+        opt, sched = super().build_optimizer(model, total_steps)
+        if type(opt) is torch.optim.Adam and not opt.defaults.get("fused"):
+            params = [p for g in opt.param_groups for p in g["params"]]
+            dev = params[0].device.type if params else "cpu"
+            if dev in ("cpu", "cuda"):
+                opt = torch.optim.Adam(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay, fused=True)
+                sched = torch.optim.lr_scheduler.LambdaLR(opt, sched.lr_lambdas[0])
+        return opt, sched
 
     def _tensors(self, device) -> dict:
         if self._t is None or self._t["p3"].device != torch.device(device):

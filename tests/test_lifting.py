@@ -120,6 +120,82 @@ def test_detected_2d_input(data_root, tmp_path):
     assert dt["final"]["mpjpe"] != gt["final"]["mpjpe"] and np.isfinite(dt["final"]["mpjpe"])
 
 
+def noisy_predictions(records, path: Path, seed: int = 0, drop=()) -> Path:
+    "MPII-layout predictions json: ground-truth 2D + 3 px noise per person, without the images in `drop`."
+    from poselab.skeletons import convert_joints
+    rng = np.random.default_rng(seed)
+    preds = [{"image_id": int(r.image_id), "category_id": 1, "score": 1.0,
+              "keypoints": np.concatenate([convert_joints(r.joints[:, :2], "h36m", "mpii") + rng.normal(0, 3, (16, 2)),
+                                           np.ones((16, 1))], 1).ravel().tolist()}
+             for r in records if int(r.image_id) not in drop]
+    path.write_text(json.dumps(preds))
+    return path
+
+
+def test_train_on_detected_2d(data_root, tmp_path):
+    syn = data_root / "synthetic"
+    tr_recs = read_h36m(syn / "h36m/train.npz", image_root=syn)
+    va_recs = read_h36m(syn / "h36m/val.npz", image_root=syn)
+    tr_det = noisy_predictions(tr_recs, tmp_path / "train_predictions.json")
+    va_det = noisy_predictions(va_recs, tmp_path / "val_predictions.json", seed=1)
+    cfg = tiny(data_root, tmp_path, run_name="det_train", options={"train_detections": str(tr_det), "detections": str(va_det)})
+    task = LiftTask(cfg); task.check_data(); task.datasets()
+    gt = pairs_from_records(tr_recs, "train")
+    assert len(task.train_pairs) == len(gt)                               # every training person matched
+    sel = [H36M.index(n) for n in ("left_knee", "right_wrist", "head_top")]        # joints MPII and H36M share
+    err = np.linalg.norm(task.train_pairs.p2[:, sel] - gt.p2[:, sel], axis=-1)
+    assert 0.5 < err.mean() < 10                                          # the detections (3 px noise), not ground truth
+    np.testing.assert_array_equal(task.train_pairs.p3, gt.p3)
+    det = train(cfg)
+    ref = train(tiny(data_root, tmp_path, run_name="gt_train", options={"detections": str(va_det)}))
+    assert np.isfinite(det["final"]["mpjpe"]) and det["final"]["mpjpe"] != ref["final"]["mpjpe"]
+    st = load_run_checkpoint(tmp_path / "det_train/last.pt")["model"]      # 2D statistics of the detections
+    np.testing.assert_allclose(st["norm_2d.mean"].numpy(), task.train_pairs.p2[:, IN_IDX].reshape(len(gt), -1).mean(0),
+                               rtol=1e-5)
+
+
+def test_train_detections_bad_input(data_root, tmp_path):
+    syn = data_root / "synthetic"
+    recs = read_h36m(syn / "h36m/train.npz", image_root=syn)
+    ids = sorted({int(r.image_id) for r in recs})
+    part = noisy_predictions(recs, tmp_path / "partial.json", drop=ids[:2])
+    people = sum(int(r.image_id) in ids[:2] for r in recs)
+    with pytest.raises(ValueError, match=rf"partial.json: the predictions do not cover the training samples: {people} of "
+                                         rf"{len(recs)} people have no detection .*missing image ids \[{ids[0]}, {ids[1]}\]"):
+        train(tiny(data_root, tmp_path, run_name="partial", options={"train_detections": str(part)}))
+    assert not (tmp_path / "partial").exists()                            # nothing written
+    bad = tmp_path / "train_15.json"
+    bad.write_text(json.dumps([{"image_id": 0, "keypoints": [1.0] * 45, "score": 1.0}]))
+    with pytest.raises(ValueError, match="train_15.json: 15 joints"):
+        train(tiny(data_root, tmp_path, run_name="bad", options={"train_detections": str(bad)}))
+    with pytest.raises(FileNotFoundError, match="option `train_detections`"):
+        train(tiny(data_root, tmp_path, run_name="nofile", options={"train_detections": str(tmp_path / "none.json")}))
+    full = noisy_predictions(recs, tmp_path / "full.json")
+    with pytest.raises(ValueError, match="augment=True"):
+        train(tiny(data_root, tmp_path, run_name="aug", options={"train_detections": str(full), "augment": True}))
+    assert not any((tmp_path / n).exists() for n in ("bad", "nofile", "aug"))
+
+
+def test_fused_adam_is_the_recipe(data_root, tmp_path):
+    cfg = tiny(data_root, tmp_path, run_name="opt")
+    task = LiftTask(cfg); task.datasets()
+    model = task.build_model()
+    opt, sched = task.build_optimizer(model, 10)
+    assert isinstance(opt, torch.optim.Adam) and opt.defaults["fused"] and opt.param_groups[0]["lr"] == cfg.lr
+    ref = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    ref_sched = torch.optim.lr_scheduler.LambdaLR(ref, sched.lr_lambdas[0])
+    for _ in range(5): opt.step(); ref.step(); sched.step(); ref_sched.step()   # no gradients: lr only
+    assert opt.param_groups[0]["lr"] == ref.param_groups[0]["lr"] < cfg.lr   # the recipe's (cosine) schedule
+    a = create_model("linear_lifter", linear_size=16); b = create_model("linear_lifter", linear_size=16)
+    b.load_state_dict(a.state_dict())
+    oa, ob = torch.optim.Adam(a.parameters(), lr=1e-3, fused=True), torch.optim.Adam(b.parameters(), lr=1e-3)
+    x, y = torch.randn(8, 32), torch.randn(8, 48)
+    for m, o in ((a, oa), (b, ob)):
+        torch.manual_seed(0)
+        for _ in range(3): o.zero_grad(); torch.nn.functional.mse_loss(m(x), y).backward(); o.step()
+    for k, v in a.state_dict().items(): torch.testing.assert_close(v, b.state_dict()[k], atol=1e-5, rtol=1e-4)
+
+
 def test_pose_prior_hook(data_root, tmp_path, monkeypatch):
     calls = {"load": 0, "loss": 0}
 
