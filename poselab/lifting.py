@@ -27,8 +27,9 @@ from .losses import IntermediateSupervisionLoss, JointsMSELoss
 from .metrics import atomic_write, mpjpe, n_mpjpe, p_mpjpe, per_action
 from .models.core import create_model
 from .models.lifting import Stitched, Standardize
+from .predict import predict_topdown
 from .skeletons import conversion_rules, convert_joints, get_skeleton
-from .train import (RunConfig, Task, _loader, _synthetic, _unwrap, load_run_checkpoint, missing_data, predict_topdown,
+from .train import (RunConfig, Task, _loader, _synthetic, _unwrap, load_run_checkpoint, missing_data,
                     register_task)
 from .viz import draw_skeleton, plot_pose_3d
 
