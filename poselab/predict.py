@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
+import io
 import json
 import os
 import sys
@@ -30,14 +32,14 @@ from .grouping import group_keypoints, rescore_with_boxes
 from .metrics import _write_json_atomic, coco_results
 from .models.core import read_checkpoint_file, create_model, extract_state_dict, list_models, load_checkpoint
 from .skeletons import get_skeleton
-from .viz import draw_confidence
+from .viz import draw_confidence, show_pose_2d_3d
 
 # %% auto #0
-__all__ = ['FAMILIES', 'DEFAULT_INPUT', 'TASK_FAMILY', 'VIDEO_EXTENSIONS', 'model_family', 'Frame', 'count_frames', 'iter_frames',
-           'Prediction', 'detection_boxes', 'run_config', 'Predictor', 'fused_heatmaps', 'decode_heatmaps',
-           'predict_topdown', 'depth_to_3d', 'bottomup_test_inputs', 'fuse_bottomup', 'group_people',
-           'predict_bottomup', 'TargetNet', 'bottomup_known_maps', 'overlay', 'predict_to', 'DecodedPose',
-           'export_onnx', 'onnx_metadata', 'main']
+__all__ = ['FAMILIES', 'DEFAULT_INPUT', 'TASK_FAMILY', 'VIDEO_EXTENSIONS', 'LIFTER_TASKS', 'model_family', 'Frame',
+           'count_frames', 'iter_frames', 'Prediction', 'detection_boxes', 'run_config', 'Predictor', 'fused_heatmaps',
+           'decode_heatmaps', 'predict_topdown', 'depth_to_3d', 'bottomup_test_inputs', 'fuse_bottomup', 'group_people',
+           'predict_bottomup', 'TargetNet', 'resolve_lifter', 'bottomup_known_maps', 'overlay', 'predict_to',
+           'DecodedPose', 'export_onnx', 'onnx_metadata', 'main']
 
 # %% ../nbs/15b_predict.ipynb #3b6fb682
 FAMILIES = ("topdown", "hourglass", "bottomup", "depth")
@@ -156,7 +158,8 @@ class Prediction:
     image_id: int = 0
     name: str = ""
     image_size: tuple = (0, 0)            # (w, h)
-    keypoints_3d: np.ndarray | None = None  # (P, K, 3) depth family: x, y in pixels, root-relative depth in pixels
+    keypoints_3d: np.ndarray | None = None  # (P, K, 3) depth family: x, y in pixels, root-relative depth in pixels;
+                                           # with a lifter: (P, 17, 3) root-relative H36M-17 joints in mm
     heatmaps: np.ndarray | None = None    # (P, K, h, w) fused heatmaps of the crops (kept on request)
 
     def __len__(self) -> int: return len(self.keypoints)
@@ -206,7 +209,7 @@ class Predictor:
                  num_joints: int | None = None, model_kwargs: Mapping | None = None, input_size=None,
                  codec: str = "standard", flip_test: bool = True, scales: Sequence[float] = (1.0,),
                  detection_threshold: float = 0.1, batch_size: int = 16, device: str = "cpu",
-                 channels_last: bool = False, onnx=None, keep_heatmaps: bool = False):
+                 channels_last: bool = False, onnx=None, keep_heatmaps: bool = False, lifter=None):
         self.family = family or model_family(model)
         if self.family not in FAMILIES: raise ValueError(f"family={self.family!r} is not valid; valid choices: {', '.join(FAMILIES)}")
         if codec not in ("standard", "dark"): raise ValueError(f"codec={codec!r} is not valid; valid choices: standard, dark")
@@ -233,6 +236,13 @@ class Predictor:
         if self.session is not None and self.family not in ("topdown", "hourglass"):
             raise ValueError(f"ONNX models hold top-down or hourglass networks with their decoding; a {self.family} model "
                              "runs in PyTorch")
+        self.lifter = None
+        if lifter is not None:
+            if self.family == "depth":
+                raise ValueError("lifter: a depth hourglass predicts its own 3D joints; chain a lifter with a top-down, "
+                                 "hourglass or bottom-up model")
+            self.lifter = resolve_lifter(lifter, device)
+            self.lifter.check(self.skeleton)          # a clear error when the 2D joints cannot feed the lifter
 
     @property
     def post_process(self): return "dark" if self.codec == "dark" else True
@@ -263,7 +273,7 @@ class Predictor:
     def __repr__(self):
         how = "onnx" if self.session is not None else str(self.device)
         return (f"Predictor({self.model_name}, {self.family}, {self.skeleton.name}, input {self.input_size}, codec "
-                f"{self.codec}, flip {self.flip_test}, {how})")
+                f"{self.codec}, flip {self.flip_test}, {how}" + (f", lifter {self.lifter!r}" if self.lifter else "") + ")")
 
 # %% ../nbs/15b_predict.ipynb #6c2d8e41
 def _autocast(device, dtype):
@@ -501,10 +511,17 @@ Predictor.bottomup_maps, Predictor._bottomup, Predictor.group = _bottomup_maps, 
 def _predict(self: Predictor, image, boxes=None) -> Prediction:
     "The people of one image (array, path or `Frame`); `boxes` (n, 4|5) for top-down models (default: whole image)."
     frame = image if isinstance(image, Frame) else next(iter_frames(image))
-    if self.family == "bottomup": return self._bottomup(frame)
+    if self.family == "bottomup": return self.lift(self._bottomup(frame))
     if self.family in ("hourglass", "depth") and boxes is not None and len(boxes) > 1:
         raise ValueError(f"a {self.family} model predicts one person: give one box, or none for the whole image")
-    return self._topdown(frame, boxes)
+    return self.lift(self._topdown(frame, boxes))
+
+
+def _lift(self: Predictor, pred: Prediction) -> Prediction:
+    "The prediction with the lifter's 3D joints of its people (`keypoints_3d`); unchanged without a lifter."
+    if self.lifter is None: return pred
+    pred.keypoints_3d = np.asarray(self.lifter.lift(pred.keypoints, self.skeleton), np.float32)
+    return pred
 
 
 def _call(self: Predictor, source, boxes=None, progress: bool = True) -> Iterator[Prediction]:
@@ -513,13 +530,13 @@ def _call(self: Predictor, source, boxes=None, progress: bool = True) -> Iterato
     for frame in tqdm(iter_frames(source), total=total, disable=not progress, unit="frame", desc="predict"):
         b = boxes.get(frame.image_id) if isinstance(boxes, Mapping) else boxes
         if isinstance(boxes, Mapping) and b is None and self.family == "topdown":
-            yield Prediction(np.zeros((0, self.num_joints, 3), np.float32), np.zeros(0, np.float32),
-                             np.zeros((0, 4), np.float32), frame.image_id, frame.name, frame.image.shape[1::-1])
+            yield self.lift(Prediction(np.zeros((0, self.num_joints, 3), np.float32), np.zeros(0, np.float32),
+                                       np.zeros((0, 4), np.float32), frame.image_id, frame.name, frame.image.shape[1::-1]))
             continue
         yield self.predict(frame, b)
 
 
-Predictor.predict, Predictor.__call__ = _predict, _call
+Predictor.predict, Predictor.__call__, Predictor.lift = _predict, _call, _lift
 
 # %% ../nbs/15b_predict.ipynb #e3db31b7
 class TargetNet(nn.Module):
@@ -532,6 +549,25 @@ class TargetNet(nn.Module):
     def forward(self, x):
         outs = [o.to(x.device).expand(x.shape[0], *o.shape[1:]) for o in self.outputs]
         return outs if len(outs) > 1 else outs[0]
+
+# %% ../nbs/15b_predict.ipynb #9b5d2f73
+LIFTER_TASKS = {"lift3d": "poselab.lifting"}    # task of a lifting run -> the module whose `load_lifter(path, device)` loads it
+
+
+def resolve_lifter(lifter, device="cpu"):
+    "A lifting plug-in: an object with `lift` as is; a run directory (or checkpoint) loaded by the module of its task."
+    if hasattr(lifter, "lift") and hasattr(lifter, "check"): return lifter
+    if not isinstance(lifter, (str, os.PathLike)):
+        raise TypeError(f"lifter={lifter!r}: give a lifting run directory or an object with check() and lift()")
+    p = Path(lifter)
+    ckpt = next((p / f for f in ("best.pt", "last.pt") if (p / f).is_file()), None) if p.is_dir() else p
+    if ckpt is None or not ckpt.is_file():
+        raise FileNotFoundError(f"lifter {p}: no best.pt or last.pt there; give the folder of a finished "
+                                f"{' / '.join(LIFTER_TASKS)} run")
+    task = run_config(ckpt).get("task")
+    if task not in LIFTER_TASKS:
+        raise ValueError(f"lifter {p} is a {task!r} run, not a lifter; give a run of task {', '.join(LIFTER_TASKS)}")
+    return importlib.import_module(LIFTER_TASKS[task]).load_lifter(ckpt, device)
 
 # %% ../nbs/15b_predict.ipynb #38bef89e
 def bottomup_known_maps(joints, image_size, input_size: int = 256, tag_values=None):
@@ -572,11 +608,24 @@ class _VideoOut:
         self.w.release(); os.replace(self.tmp, self.path)
 
 
+def _lifted_picture(frame: Frame, pred: Prediction, predictor: Predictor, folder: Path) -> Path:
+    "The best-scoring person's 2D joints as the lifter reads them, beside its 3D pose (`show_pose_2d_3d`), as a PNG."
+    i = int(np.argmax(pred.scores))
+    lf = predictor.lifter
+    fig = show_pose_2d_3d(frame.image, lf.inputs(pred.keypoints[i], predictor.skeleton), pred.keypoints_3d[i], lf.skeleton,
+                          title=f"{frame.name}: 2D input of the lifter")
+    buf = io.BytesIO(); fig.savefig(buf, format="png", dpi=fig.dpi)
+    from poselab.metrics import atomic_write
+    folder.mkdir(exist_ok=True)
+    return atomic_write(folder / f"{frame.name}.png", buf.getvalue())
+
+
 def predict_to(predictor: Predictor, source, out_dir, boxes=None, overlays: bool = True, vis_thr: float = 0.2,
                progress: bool = True) -> dict:
     "Predict on `source` and write `keypoints.json`, `images.json`, overlay PNGs and overlay videos to `out_dir`."
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     ids, kps, scores, images, k3d, pictures, videos = [], [], [], [], [], [], {}
+    lifter, lifted, lifted_pics = predictor.lifter, [], []
     frames = iter_frames(source)
     total = count_frames(source)
     bar = tqdm(frames, total=total, disable=not progress, unit="frame", desc="predict")
@@ -584,14 +633,15 @@ def predict_to(predictor: Predictor, source, out_dir, boxes=None, overlays: bool
         for fr in bar:
             b = boxes.get(fr.image_id) if isinstance(boxes, Mapping) else boxes
             if isinstance(boxes, Mapping) and b is None and predictor.family == "topdown": b = np.zeros((0, 5))
-            pr = predictor.predict(fr, b) if not (isinstance(b, np.ndarray) and len(b) == 0) else \
+            pr = predictor.predict(fr, b) if not (isinstance(b, np.ndarray) and len(b) == 0) else predictor.lift(
                 Prediction(np.zeros((0, predictor.num_joints, 3), np.float32), np.zeros(0, np.float32), np.zeros((0, 4), np.float32),
-                           fr.image_id, fr.name, fr.image.shape[1::-1])
+                           fr.image_id, fr.name, fr.image.shape[1::-1]))
             images.append({"id": fr.image_id, "file_name": Path(fr.source).name if fr.source and not fr.video else fr.name,
                            "width": int(fr.image.shape[1]), "height": int(fr.image.shape[0]),
                            **({"video": fr.video} if fr.video else {})})
             ids += [fr.image_id] * len(pr); kps.append(pr.keypoints); scores.append(pr.scores)
-            if pr.keypoints_3d is not None:
+            if lifter is not None: lifted.append(pr.keypoints_3d)
+            elif pr.keypoints_3d is not None:
                 k3d += [{"image_id": fr.image_id, "keypoints_3d": np.round(k, 3).tolist(), "score": float(sc)}
                         for k, sc in zip(pr.keypoints_3d, pr.scores)]
             if not overlays: continue
@@ -606,16 +656,19 @@ def predict_to(predictor: Predictor, source, out_dir, boxes=None, overlays: bool
                 p.parent.mkdir(exist_ok=True)
                 from poselab.metrics import atomic_write
                 atomic_write(p, buf.tobytes()); pictures.append(str(p))
+                if lifter is not None and len(pr): lifted_pics.append(str(_lifted_picture(fr, pr, predictor, out / "lifted")))
     finally:
         for v in videos.values(): v.close()
     K = predictor.num_joints
     kp = np.concatenate(kps) if kps else np.zeros((0, K, 3), np.float32)
     sc = np.concatenate(scores) if scores else np.zeros(0, np.float32)
     res = coco_results(ids, kp, sc) if len(kp) else []
+    if lifter is not None:                                  # each person's 3D pose beside its 2D one
+        for r, k in zip(res, np.concatenate(lifted) if lifted else []): r["keypoints_3d"] = np.round(k, 2).tolist()
     written = {"keypoints": str(_write_json_atomic(out / "keypoints.json", res)),
                "images": str(_write_json_atomic(out / "images.json", images)),
                "overlays": pictures, "videos": [str(v.path) for v in videos.values()], "people": int(len(kp)),
-               "frames": len(images)}
+               "frames": len(images), **({"lifted": lifted_pics} if lifter is not None else {})}
     if k3d: written["keypoints_3d"] = str(_write_json_atomic(out / "keypoints_3d.json", k3d))
     return written
 
@@ -793,6 +846,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--scales", default="1", help="bottom-up test scales, e.g. '1,0.5,2'")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--lifter", help="a lift3d run directory: 3D poses of the people found (top-down, hourglass, bottom-up)")
     ap.add_argument("--no-overlays", action="store_true")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     return ap
@@ -807,6 +861,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if a.no_flip: kw["flip_test"] = False
     if a.codec: kw["codec"] = a.codec
     if a.family: kw["family"] = a.family
+    if a.lifter: kw["lifter"] = a.lifter
     if a.input_size:
         try: kw["input_size"] = tuple(int(v) for v in a.input_size.lower().replace("x", ",").split(","))
         except ValueError: ap.error(f"--input-size {a.input_size!r}: expected WxH, e.g. 192x256")
@@ -819,7 +874,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         else:
             if a.checkpoint and not Path(a.checkpoint).is_file(): raise FileNotFoundError(f"checkpoint {a.checkpoint} not found")
             pr = Predictor(a.model, a.checkpoint, device=a.device, batch_size=a.batch_size, scales=scales, **kw)
-    except (FileNotFoundError, ValueError, ImportError, RuntimeError) as e:
+    except (FileNotFoundError, ValueError, TypeError, ImportError, RuntimeError) as e:
         ap.error(str(e).splitlines()[0] if str(e) else type(e).__name__)
     if boxes is not None and pr.family != "topdown": ap.error(f"--detections needs a top-down model; this one is {pr.family}")
     t = time.perf_counter()
