@@ -38,8 +38,8 @@ __all__ = ['H36M', 'ROOT', 'INPUT_JOINTS', 'OUTPUT_JOINTS', 'IN_IDX', 'OUT_IDX',
            'STITCHED_RECIPE', 'PosePairs', 'pairs_from_records', 'mocap_pairs', 'cached_lifting_stats', 'Lifter',
            'lifting_metrics', 'lifter_input', 'lifter_2d', 'read_detections', 'apply_detections', 'IndexDataset',
            'PairsDataset', 'augment_batch', 'LiftTask', 'plot_lifting_examples', 'plot_joint_errors',
-           'plot_augmentation_views', 'save_figures', 'load_run_weights', 'CropPairs', 'StitchedTask',
-           'write_detections', 'RunLifter', 'load_lifter']
+           'plot_augmentation_views', 'save_figures', 'RunLifter', 'load_lifter', 'load_run_weights', 'CropPairs',
+           'StitchedTask', 'write_detections']
 
 # %% ../nbs/18_lifting_3d.ipynb #895d7981
 H36M = get_skeleton("h36m")
@@ -518,6 +518,44 @@ def save_figures(figs: dict, run_dir) -> list:
         atomic_write(Path(run_dir) / f"{name}.png", buf.getvalue())
     return list(figs.values())
 
+# %% ../nbs/18_lifting_3d.ipynb #d2f8c4b0
+class RunLifter:
+    """A `lift3d` run's `Lifter` as a plug-in of `poselab.predict.Predictor` (`lifter=`): 2D people of a 2D model's
+    layout → root-relative H36M-17 joints in mm, through `lifter_input`, `lifter_2d` and `Lifter.predict`."""
+    skeleton = "h36m"
+
+    def __init__(self, lifter: Lifter, source: str = ""):
+        self.lifter, self.source = lifter.eval(), str(source)
+        self._name = f"lifter {source}" if source else "lifter"
+
+    def check(self, skeleton) -> None:
+        "A clear error when 2D joints of layout `skeleton` cannot give the lifter's input joints."
+        lifter_input(np.zeros((1, get_skeleton(skeleton).num_joints, 3)), skeleton, self._name)
+
+    def inputs(self, keypoints, skeleton) -> np.ndarray:
+        "The H36M-17 joints (x, y, score) the lifter reads of 2D people `(..., K, 2|3)`; unread joints at 0 with score 0."
+        kp = np.asarray(keypoints, np.float64)
+        if kp.shape[-1] == 2: kp = np.concatenate([kp, np.ones(kp.shape[:-1] + (1,))], -1)
+        h = lifter_input(kp, skeleton, self._name)
+        return np.concatenate([lifter_2d(h), np.nan_to_num(h[..., 2:3])], -1)
+
+    def lift(self, keypoints, skeleton) -> np.ndarray:
+        "Root-relative H36M-17 joints `(P, 17, 3)` in mm of 2D people `(P, K, 2|3)` in image pixels of layout `skeleton`."
+        return self.lifter.predict(self.inputs(np.asarray(keypoints).reshape(-1, *np.shape(keypoints)[-2:]), skeleton)[..., :2])
+
+    def __repr__(self): return f"RunLifter({self.source or 'in memory'}, {self.lifter.normalization} normalisation)"
+
+
+def load_lifter(path, device="cpu") -> RunLifter:
+    "The `RunLifter` of a `lift3d` run folder (its `best.pt`, else `last.pt`) or checkpoint."
+    cfg, state = load_run_weights(path)
+    if cfg.get("task") != "lift3d":
+        raise ValueError(f"{path}: a {cfg.get('task')!r} run, not 'lift3d'; give the folder of a lifting run")
+    lifter = Lifter(create_model(cfg["model"], **(cfg.get("model_kwargs") or {})),
+                    (cfg.get("options") or {}).get("normalization", "dataset"))
+    lifter.load_state_dict(state)
+    return RunLifter(lifter.to(device), path)
+
 # %% ../nbs/18_lifting_3d.ipynb #21d8f39c
 def load_run_weights(path) -> tuple[dict, dict]:
     "(config, model state) of a training run: a run folder (its `best.pt`, else `last.pt`) or a checkpoint file."
@@ -663,40 +701,3 @@ def write_detections(hourglass_run, records: Sequence, out_path, device="cpu", b
             "score": float(k[:, 2].mean()), "keypoints": np.round(k, 2).ravel().tolist()} for r, k in zip(records, kps)]
     atomic_write(out_path, json.dumps(out))
     return Path(out_path)
-
-# %% ../nbs/18_lifting_3d.ipynb #d2f8c4b0
-class RunLifter:
-    """A `lift3d` run's `Lifter` as a plug-in of `poselab.predict.Predictor` (`lifter=`): 2D people of a 2D model's
-    layout → root-relative H36M-17 joints in mm, through `lifter_input`, `lifter_2d` and `Lifter.predict`."""
-    skeleton = "h36m"
-
-    def __init__(self, lifter: Lifter, source: str = "lifter"):
-        self.lifter, self.source = lifter.eval(), str(source)
-
-    def check(self, skeleton) -> None:
-        "A clear error when 2D joints of layout `skeleton` cannot give the lifter's input joints."
-        lifter_input(np.zeros((1, get_skeleton(skeleton).num_joints, 3)), skeleton, f"lifter {self.source}")
-
-    def inputs(self, keypoints, skeleton) -> np.ndarray:
-        "The H36M-17 joints (x, y, score) the lifter reads of 2D people `(..., K, 2|3)`; unread joints at 0 with score 0."
-        kp = np.asarray(keypoints, np.float64)
-        if kp.shape[-1] == 2: kp = np.concatenate([kp, np.ones(kp.shape[:-1] + (1,))], -1)
-        h = lifter_input(kp, skeleton, f"lifter {self.source}")
-        return np.concatenate([lifter_2d(h), np.nan_to_num(h[..., 2:3])], -1)
-
-    def lift(self, keypoints, skeleton) -> np.ndarray:
-        "Root-relative H36M-17 joints `(P, 17, 3)` in mm of 2D people `(P, K, 2|3)` in image pixels of layout `skeleton`."
-        return self.lifter.predict(self.inputs(np.asarray(keypoints).reshape(-1, *np.shape(keypoints)[-2:]), skeleton)[..., :2])
-
-    def __repr__(self): return f"RunLifter({self.source}, {self.lifter.normalization} normalisation)"
-
-
-def load_lifter(path, device="cpu") -> RunLifter:
-    "The `RunLifter` of a `lift3d` run folder (its `best.pt`, else `last.pt`) or checkpoint."
-    cfg, state = load_run_weights(path)
-    if cfg.get("task") != "lift3d":
-        raise ValueError(f"{path}: a {cfg.get('task')!r} run, not 'lift3d'; give the folder of a lifting run")
-    lifter = Lifter(create_model(cfg["model"], **(cfg.get("model_kwargs") or {})),
-                    (cfg.get("options") or {}).get("normalization", "dataset"))
-    lifter.load_state_dict(state)
-    return RunLifter(lifter.to(device), path)
