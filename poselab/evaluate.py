@@ -29,9 +29,10 @@ from .grouping import oks_nms, rescore_with_boxes
 from .metrics import (_jsonable, _write_json_atomic, atomic_write, coco_keypoint_eval, coco_results, mpii_pckh, pck, pckh_curve,
                              plot_pckh_bars, plot_pckh_curves, save_metrics)
 from .models.core import create_model, load_checkpoint
+from .predict import predict_bottomup, predict_topdown
 from .skeletons import get_skeleton
 from .train import (DATA_SOURCES, RunConfig, _pair, codec_post_process, evaluate_run, head_size_pckh_gt,
-                           load_run_checkpoint, predict_bottomup, predict_topdown, show_predictions, valid_crops)
+                           load_run_checkpoint, show_predictions, valid_crops)
 from .viz import draw_skeleton, image_grid
 
 # %% auto #0
@@ -628,7 +629,7 @@ def evaluate_bottomup(model: str | nn.Module | None = None, checkpoint: str | os
                       output_dir: str | os.PathLike | None = None, images: str | os.PathLike | None = None,
                       image_root: str | os.PathLike | None = None) -> EvalResult:
     """Bottom-up (HigherHRNet) evaluation on whole images: every scale of `scales` (with `flip_test` also mirrored)
-    through `train.predict_bottomup`, people grouped by their tags and scored with COCO AP, per-joint accuracy and the
+    through `predict.predict_bottomup`, people grouped by their tags and scored with COCO AP, per-joint accuracy and the
     PCK curve. `input_size` is the short side of the scale-1 input (default: the run's, else 512). With `images` (a
     COCO image-info json) it runs results-only: predictions are written, not scored."""
     t0 = time.perf_counter()

@@ -27,17 +27,19 @@ from .losses import IntermediateSupervisionLoss, JointsMSELoss
 from .metrics import atomic_write, mpjpe, n_mpjpe, p_mpjpe, per_action
 from .models.core import create_model
 from .models.lifting import Stitched, Standardize
+from .predict import predict_topdown
 from .skeletons import conversion_rules, convert_joints, get_skeleton
-from .train import (RunConfig, Task, _loader, _synthetic, _unwrap, load_run_checkpoint, missing_data, predict_topdown,
+from .train import (RunConfig, Task, _loader, _synthetic, _unwrap, load_run_checkpoint, missing_data,
                     register_task)
 from .viz import draw_skeleton, plot_pose_3d
 
 # %% auto #0
 __all__ = ['H36M', 'ROOT', 'INPUT_JOINTS', 'OUTPUT_JOINTS', 'IN_IDX', 'OUT_IDX', 'DETECTION_LAYOUTS', 'LIFT_RECIPE',
            'STITCHED_RECIPE', 'PosePairs', 'pairs_from_records', 'mocap_pairs', 'cached_lifting_stats', 'Lifter',
-           'lifting_metrics', 'read_detections', 'apply_detections', 'IndexDataset', 'PairsDataset', 'augment_batch',
-           'LiftTask', 'plot_lifting_examples', 'plot_joint_errors', 'plot_augmentation_views', 'save_figures',
-           'load_run_weights', 'CropPairs', 'StitchedTask', 'write_detections']
+           'lifting_metrics', 'lifter_input', 'lifter_2d', 'read_detections', 'apply_detections', 'IndexDataset',
+           'PairsDataset', 'augment_batch', 'LiftTask', 'plot_lifting_examples', 'plot_joint_errors',
+           'plot_augmentation_views', 'save_figures', 'RunLifter', 'load_lifter', 'load_run_weights', 'CropPairs',
+           'StitchedTask', 'write_detections']
 
 # %% ../nbs/18_lifting_3d.ipynb #895d7981
 H36M = get_skeleton("h36m")
@@ -213,6 +215,22 @@ def lifting_metrics(pred, gt, labels=None, skeleton="h36m") -> dict:
 DETECTION_LAYOUTS = {16: "mpii", 17: "coco"}
 
 
+def lifter_input(joints, skeleton, source: str = "") -> np.ndarray:
+    """H36M-17 joints `(..., 17, 3)` (x, y, score) of 2D joints `(..., K, 3)` of layout `skeleton`, mapped with
+    `poselab.skeletons.convert_joints`; a clear error naming the joints when the layout cannot give the lifter's
+    `INPUT_JOINTS`."""
+    src = get_skeleton(skeleton).name
+    missing = [n for n in INPUT_JOINTS if n not in conversion_rules(src, "h36m")]
+    if missing: raise ValueError(f"{source}: {src} joints cannot give the lifter's H36M joints {missing}")
+    return convert_joints(np.asarray(joints, np.float64), src, "h36m", vis_channel=2)
+
+
+def lifter_2d(h36m) -> np.ndarray:
+    "The x, y of H36M-17 joints `(..., 17, 2|3)` as the lifter reads them: joints it does not read (NaN) set to 0."
+    xy = np.asarray(h36m, np.float64)[..., :2]
+    return np.where(np.isfinite(xy), xy, 0.0)
+
+
 def read_detections(path, option: str = "detections") -> tuple[dict, str]:
     """A 2D predictions json → ({image key: (P, 17, 3) H36M joints x, y, score}, source layout). Entries are COCO
     results (`image_id`, flat `keypoints`) or one dict per person (`image`, `joints` K×2/3); 16 joints are read as
@@ -241,9 +259,7 @@ def read_detections(path, option: str = "detections") -> tuple[dict, str]:
         raise ValueError(f"{path}: {k} joints per person match no 2D layout the lifter reads (16: MPII, 17: COCO); "
                          f"the lifter needs the H36M joints {INPUT_JOINTS}. Write the predictions in one of those layouts.")
     src = DETECTION_LAYOUTS[k]
-    missing = [n for n in INPUT_JOINTS if n not in conversion_rules(src, "h36m")]
-    if missing: raise ValueError(f"{path}: {src} joints cannot give the lifter's H36M joints {missing}")
-    h = convert_joints(np.stack(joints), src, "h36m", vis_channel=2)
+    h = lifter_input(np.stack(joints), src, str(path))
     out: dict = {}
     for key, j in zip(keys, h): out.setdefault(key, []).append(j)
     return {key: np.stack(v) for key, v in out.items()}, src
@@ -260,8 +276,7 @@ def apply_detections(pairs: PosePairs, detections: dict, source="detections",
         if cand is None: cand = detections.get(Path(str(pairs.image[i])).name)
         if cand is None: lost.append(i); continue
         d = np.nanmean(np.linalg.norm(cand[:, IN_IDX, :2] - pairs.p2[i, IN_IDX], axis=-1), 1)
-        best = cand[int(np.nanargmin(d))][:, :2]
-        keep.append(i); p2.append(np.where(np.isfinite(best), best, 0.0))   # joints the lifter does not read may be NaN
+        keep.append(i); p2.append(lifter_2d(cand[int(np.nanargmin(d))]))   # joints the lifter does not read may be NaN
     if lost and require_all:
         ids = sorted({int(pairs.image_id[i]) for i in lost})
         raise ValueError(f"{source}: the predictions do not cover the training samples: {len(lost)} of {len(pairs)} "
@@ -535,6 +550,44 @@ def save_figures(figs: dict, run_dir) -> list:
         atomic_write(Path(run_dir) / f"{name}.png", buf.getvalue())
     return list(figs.values())
 
+# %% ../nbs/18_lifting_3d.ipynb #d2f8c4b0
+class RunLifter:
+    """A `lift3d` run's `Lifter` as a plug-in of `poselab.predict.Predictor` (`lifter=`): 2D people of a 2D model's
+    layout → root-relative H36M-17 joints in mm, through `lifter_input`, `lifter_2d` and `Lifter.predict`."""
+    skeleton = "h36m"
+
+    def __init__(self, lifter: Lifter, source: str = ""):
+        self.lifter, self.source = lifter.eval(), str(source)
+        self._name = f"lifter {source}" if source else "lifter"
+
+    def check(self, skeleton) -> None:
+        "A clear error when 2D joints of layout `skeleton` cannot give the lifter's input joints."
+        lifter_input(np.zeros((1, get_skeleton(skeleton).num_joints, 3)), skeleton, self._name)
+
+    def inputs(self, keypoints, skeleton) -> np.ndarray:
+        "The H36M-17 joints (x, y, score) the lifter reads of 2D people `(..., K, 2|3)`; unread joints at 0 with score 0."
+        kp = np.asarray(keypoints, np.float64)
+        if kp.shape[-1] == 2: kp = np.concatenate([kp, np.ones(kp.shape[:-1] + (1,))], -1)
+        h = lifter_input(kp, skeleton, self._name)
+        return np.concatenate([lifter_2d(h), np.nan_to_num(h[..., 2:3])], -1)
+
+    def lift(self, keypoints, skeleton) -> np.ndarray:
+        "Root-relative H36M-17 joints `(P, 17, 3)` in mm of 2D people `(P, K, 2|3)` in image pixels of layout `skeleton`."
+        return self.lifter.predict(self.inputs(np.asarray(keypoints).reshape(-1, *np.shape(keypoints)[-2:]), skeleton)[..., :2])
+
+    def __repr__(self): return f"RunLifter({self.source or 'in memory'}, {self.lifter.normalization} normalisation)"
+
+
+def load_lifter(path, device="cpu") -> RunLifter:
+    "The `RunLifter` of a `lift3d` run folder (its `best.pt`, else `last.pt`) or checkpoint."
+    cfg, state = load_run_weights(path)
+    if cfg.get("task") != "lift3d":
+        raise ValueError(f"{path}: a {cfg.get('task')!r} run, not 'lift3d'; give the folder of a lifting run")
+    lifter = Lifter(create_model(cfg["model"], **(cfg.get("model_kwargs") or {})),
+                    (cfg.get("options") or {}).get("normalization", "dataset"))
+    lifter.load_state_dict(state)
+    return RunLifter(lifter.to(device), path)
+
 # %% ../nbs/18_lifting_3d.ipynb #21d8f39c
 def load_run_weights(path) -> tuple[dict, dict]:
     "(config, model state) of a training run: a run folder (its `best.pt`, else `last.pt`) or a checkpoint file."
@@ -596,8 +649,7 @@ class StitchedTask(Task):
         lc, ls = load_run_weights(o["lifter_run"])
         hg = create_model(hc["model"], num_joints=16, **(hc.get("model_kwargs") or {}))
         hg.load_state_dict(hs)
-        lifter = Lifter(create_model(lc["model"], **(lc.get("model_kwargs") or {})), (lc.get("options") or {}).get("normalization", "dataset"))
-        lifter.load_state_dict(ls)
+        lifter = load_lifter(o["lifter_run"]).lifter
         model = Stitched(hg, lifter.net, beta=o["beta"])
         if list(model.joint_names) != list(INPUT_JOINTS): raise ValueError(f"joint map gives {model.joint_names}, the lifter reads {INPUT_JOINTS}")
         model.norm_2d.set_stats(lifter.norm_2d.mean, lifter.norm_2d.std)

@@ -42,6 +42,7 @@ from .grouping import group_keypoints, rescore_with_boxes
 from .losses import BottomUpLoss, IntermediateSupervisionLoss, JointsMSELoss
 from .metrics import atomic_write, coco_keypoint_eval, coco_results, load_mpii_gt_valid, mpii_pckh, pck
 from .models.core import CheckpointError, create_model, list_models, read_checkpoint_file
+from .predict import _autocast, bottomup_test_inputs, predict_bottomup, predict_topdown
 from .skeletons import get_skeleton
 from .synthetic import LineProgress, build_synthetic
 from .viz import draw_skeleton, image_grid
@@ -50,13 +51,13 @@ from .viz import draw_skeleton, image_grid
 __all__ = ['TASKS', 'TASK_MODULES', 'TASK_CLASSES', 'RECIPE_VARIANTS', 'OPTIMIZERS', 'LR_SCHEDULES', 'CODECS', 'AMP_MODES',
            'LOGGERS', 'DATA_SOURCES', 'RUN_FILES', 'register_task', 'task_names', 'get_task', 'task_recipe',
            'ConfigError', 'RunConfig', 'sample_seed', 'ResumableBatchSampler', 'SeededDataset', 'missing_data',
-           'valid_crops', 'mark_missing_images', 'Task', 'codec_post_process', 'predict_topdown', 'unique_samples',
-           'joint_error_pct', 'TopDownTask', 'head_size_pckh_gt', 'HourglassTask', 'bottomup_test_inputs',
-           'predict_bottomup', 'BottomUpTask', 'synthetic_class_folders', 'ImageFolderDataset', 'ClassificationTask',
-           'build_optimizer', 'resolve_device', 'amp_dtype', 'rng_state', 'set_rng_state', 'clean_orphans',
-           'save_checkpoint', 'load_run_checkpoint', 'RunLogger', 'init_distributed', 'NonFiniteLossError',
-           'weights_bytes', 'machine_description', 'RunExistsError', 'check_run_dir', 'seed_everything', 'train',
-           'plot_history', 'show_predictions', 'run_summary', 'show_run', 'evaluate_run', 'config_from_args', 'main']
+           'valid_crops', 'mark_missing_images', 'Task', 'codec_post_process', 'unique_samples', 'joint_error_pct',
+           'TopDownTask', 'head_size_pckh_gt', 'HourglassTask', 'BottomUpTask', 'synthetic_class_folders',
+           'ImageFolderDataset', 'ClassificationTask', 'build_optimizer', 'resolve_device', 'amp_dtype', 'rng_state',
+           'set_rng_state', 'clean_orphans', 'save_checkpoint', 'load_run_checkpoint', 'RunLogger', 'init_distributed',
+           'NonFiniteLossError', 'weights_bytes', 'machine_description', 'RunExistsError', 'check_run_dir',
+           'seed_everything', 'train', 'plot_history', 'show_predictions', 'run_summary', 'show_run', 'evaluate_run',
+           'config_from_args', 'main']
 
 # %% ../nbs/16_training.ipynb #c32aca3f
 TASKS: dict[str, dict] = {
@@ -547,28 +548,6 @@ def codec_post_process(codec: str):
     return "dark" if codec == "dark" else True
 
 
-def predict_topdown(model: nn.Module, loader, skeleton, device, flip_test: bool = True, amp_dtype=None,
-                    post_process=True):
-    "Decoded predictions (keypoints [N,K,3] in image pixels with confidences) and the metas of a top-down loader."
-    model.eval()
-    kps, metas = [], []
-    s = get_skeleton(skeleton)
-    with torch.inference_mode():
-        for batch in loader:
-            x = batch["image"].to(device)
-            with _autocast(device, amp_dtype):
-                hm = _heatmaps_out(model(x))[-1].float()
-                if flip_test:
-                    hf = _heatmaps_out(model(torch.flip(x, dims=[3])))[-1].float()
-                    hm = fuse_flip(hm, hf, s, shift=True)
-            m = batch["meta"]
-            preds, maxvals = get_final_preds(hm.cpu().numpy(), m["center"].numpy(), m["scale"].numpy(), post_process)
-            kps.append(np.concatenate([preds, maxvals], -1))
-            metas.append({k: (v.numpy() if isinstance(v, torch.Tensor) else np.asarray(v)) for k, v in m.items()})
-    meta = {k: np.concatenate([b[k] for b in metas]) for k in metas[0]} if metas else {}
-    return (np.concatenate(kps) if kps else np.zeros((0, s.num_joints, 3), np.float32)), meta
-
-
 def unique_samples(kps: np.ndarray, meta: dict) -> tuple[np.ndarray, dict]:
     "Predictions without the repeats of skipped samples (a corrupt image's sample is answered by the next index)."
     if not len(kps) or "index" not in meta: return kps, meta
@@ -803,71 +782,6 @@ class HourglassTask(TopDownTask):
         return {names.get(k, f"PCKh_{k}"): v for k, v in r.items()}, dict(keypoints=kps, meta=meta)
 
 # %% ../nbs/16_training.ipynb #dedc97ed
-def _invert(M: np.ndarray) -> np.ndarray:
-    A = np.vstack([np.asarray(M, np.float64), [0, 0, 1]])
-    return np.linalg.inv(A)[:2]
-
-
-def bottomup_test_inputs(width: int, height: int, input_size: int, scales=(1.0,), stride: int = 32):
-    """HigherHRNet's test-time inputs of a `width`×`height` image: per scale s, (image → input matrix [2,3], (w, h)).
-    At s = 1 the short side becomes `input_size` and the long side is padded up to a multiple of `stride`, so the
-    whole image is seen; every scale maps the same image region (the scale-1 one) onto its own, s times larger input."""
-    short, long_ = min(width, height), max(width, height)
-    k = input_size / short                                          # image pixels -> scale-1 input pixels
-    w1, h1 = (int(np.ceil(v * k / stride) * stride) for v in (width, height))
-    cx, cy = width / 2.0, height / 2.0
-    out = []
-    for s in scales:
-        w, h = (max(stride, int(np.ceil(v * s / stride) * stride)) for v in (w1, h1))
-        sx, sy = w / (w1 / k), h / (h1 / k)                          # the scale-1 region onto (w, h)
-        out.append((np.array([[sx, 0, w / 2.0 - sx * cx], [0, sy, h / 2.0 - sy * cy]]), (w, h)))
-    return out
-
-
-def predict_bottomup(model: nn.Module, images, input_size: int, device, flip_test: bool = True, scales=(1.0,),
-                     amp_dtype=None, skeleton="coco", **grouping) -> tuple[list, np.ndarray, np.ndarray, list]:
-    """Bottom-up inference on `images` [(path, image_id), ...]: each scale's outputs (+ flip) fused at the scale-1
-    input size (`multi_stage_outputs`), scales averaged (`aggregate_scales`), people grouped (`group_keypoints`,
-    options `grouping`) and mapped back to image pixels. Returns (image id per person, keypoints [N,K,3], scores [N],
-    unreadable image files), skipping and naming the images that cannot be decoded."""
-    from poselab.codecs import aggregate_scales
-    from poselab.data.pipelines import CorruptImageError, decode_image, encoded_size, read_encoded, to_tensor, warp_crop
-    sk = get_skeleton(skeleton)
-    scales = [float(s) for s in scales]
-    if not scales or min(scales) <= 0: raise ValueError(f"scales={scales} must be positive numbers, e.g. [1.0] or [2.0, 1.0, 0.5]")
-    if 1.0 not in scales: raise ValueError(f"scales={scales} must contain 1.0 (the grouping uses the tags of scale 1)")
-    model.eval()
-    ids, kps, scores, bad = [], [], [], []
-    with torch.inference_mode():
-        for path, image_id in images:
-            try:
-                buf = read_encoded(path)
-                wh = encoded_size(buf) or decode_image(buf, path=path).shape[1::-1]
-                warps = bottomup_test_inputs(int(wh[0]), int(wh[1]), input_size, scales)
-                results = []
-                for M, size in warps:
-                    crop, _ = warp_crop(buf, M, size, True, path, padded=True)
-                    x = to_tensor(crop, True, bgr=True)[None].to(device)
-                    with _autocast(device, amp_dtype):
-                        outs = [o.float() for o in model(x)]
-                        flip = [o.float() for o in model(torch.flip(x, dims=[3]))] if flip_test else None
-                    results.append(multi_stage_outputs(outs, sk.num_joints, flip, sk, image_size=warps[scales.index(1.0)][1]))
-            except (CorruptImageError, OSError) as e:
-                bad.append(str(path)); continue
-            det, tag = aggregate_scales(results, scales) if len(scales) > 1 else results[0]
-            people, sc = group_keypoints(det.cpu(), tag.cpu(), **grouping)
-            if len(people) == 0: continue
-            xy = affine_transform_points(people[..., :2], _invert(warps[scales.index(1.0)][0]))
-            kps.append(np.concatenate([xy, people[..., 2:3]], -1)); scores.append(np.asarray(sc, np.float64))
-            ids += [image_id] * len(people)
-    if bad:
-        import warnings
-        warnings.warn(f"{len(bad)} images could not be read and were skipped: {', '.join(bad[:5])}"
-                      + (", …" if len(bad) > 5 else ""))
-    kps = np.concatenate(kps) if kps else np.zeros((0, sk.num_joints, 3))
-    return ids, kps, (np.concatenate(scores) if scores else np.zeros(0)), bad
-
-
 class BottomUpTask(Task):
     """HigherHRNet bottom-up training with grouping-based COCO AP. Option `backbone_init`: a checkpoint of an HRNet
     classification run (its `best.pt`/`last.pt`, or an official `.pth`/`.safetensors` classifier) whose backbone
@@ -1096,12 +1010,6 @@ def amp_dtype(cfg: RunConfig, device: torch.device):
     if cfg.amp == "fp16": return torch.float16
     if cfg.amp == "bf16" or torch.cuda.is_bf16_supported(): return torch.bfloat16
     return torch.float16
-
-
-def _autocast(device, dtype):
-    device = torch.device(device)
-    if dtype is None or device.type != "cuda": return contextlib.nullcontext()
-    return torch.autocast("cuda", dtype=dtype)
 
 # %% ../nbs/16_training.ipynb #525e5798
 def rng_state() -> dict:

@@ -278,3 +278,53 @@ def test_papermill_train_notebook(data_root, tmp_path, task):
     assert r.returncode == 0, r.stderr[-3000:]
     m = json.loads((tmp_path / f"runs/{task}_synthetic/metrics.json").read_text())
     assert m["steps"] == 2 and m["final"]["mpjpe"] > 0 and m["final"]["p_mpjpe"] > 0
+
+
+def test_predictor_lifter_matches_the_runs_evaluation(data_root, tmp_path):
+    "Ground-truth 2D (MPII layout) through the predictor's lifter gives the 3D of the lift3d run's own evaluation."
+    from poselab.predict import Prediction, Predictor
+    from poselab.skeletons import convert_joints
+    from poselab.train import _run_model
+    run = tiny(data_root, tmp_path, run_name="lift", options={"normalization": "dataset"})
+    train(run)
+    recs = read_h36m(data_root / "synthetic/h36m/val.npz", image_root=data_root / "synthetic")
+    gt = np.stack([np.concatenate([convert_joints(r.joints[:, :2], "h36m", "mpii"), np.ones((16, 1))], 1) for r in recs])
+    det = tmp_path / "gt_mpii.json"
+    det.write_text(json.dumps([{"image_id": int(r.image_id), "category_id": 1, "score": 1.0, "keypoints": k.ravel().tolist()}
+                               for r, k in zip(recs, gt)]))
+    cfg, task, lifter = _run_model(run.run_dir)
+    task.options["detections"], cfg.output_dir = str(det), str(tmp_path / "unwritten")
+    _, val = task.datasets()
+    _, extra = task.evaluate(lifter, val, torch.device("cpu"))
+    assert len(val) == len(recs) and task.missing_detections == 0
+    p = Predictor("hg_s1_b1", skeleton="mpii", lifter=run.run_dir)
+    pr = p.lift(Prediction(gt.astype(np.float32), np.ones(len(gt), np.float32), np.zeros((len(gt), 4), np.float32)))
+    np.testing.assert_allclose(pr.keypoints_3d, extra["pred"], atol=1e-4)
+    assert np.abs(extra["pred"]).max() > 1                                  # a real pose, not zeros
+    with pytest.raises(ValueError, match=r"crowdpose joints cannot give the lifter's H36M joints \['pelvis', 'spine', 'thorax'\]"):
+        Predictor("hg_s1_b1", skeleton="crowdpose", lifter=run.run_dir)
+    with pytest.raises(ValueError, match="depth hourglass"):
+        Predictor("hourglass_depth", lifter=run.run_dir)
+
+
+def test_predict_cli_with_lifter_writes_3d(data_root, tmp_path):
+    "A tiny top-down run (COCO joints) chained with a tiny lifter on synthetic images: keypoints_3d per person, pictures."
+    lift = tiny(data_root, tmp_path, run_name="lift")
+    train(lift)
+    td = RunConfig(data_root=str(data_root), synthetic_train=16, synthetic_val=8, output_dir=str(tmp_path), run_name="td",
+                   input_size=(64, 64), batch_size=4, epochs=1, limit_batches=1, limit_val=2, workers=0, logger="none",
+                   progress=False, log_images=False, flip_test=False)
+    train(td)
+    imgs = tmp_path / "imgs"; imgs.mkdir()
+    for f in sorted((data_root / "synthetic/images/val").glob("*.jpg"))[:2]: shutil.copy(f, imgs / f.name)
+    out = tmp_path / "pred"
+    r = subprocess.run([sys.executable, "-m", "poselab.predict", str(imgs), "--run", str(td.run_dir), "--lifter",
+                        str(lift.run_dir), "--out", str(out), "--quiet"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((out / "keypoints.json").read_text())
+    assert len(res) == 2 and all(len(p["keypoints"]) == 51 and np.shape(p["keypoints_3d"]) == (17, 3) for p in res)
+    assert all(p["keypoints_3d"][0] == [0.0, 0.0, 0.0] for p in res)        # root-relative: the pelvis at 0
+    assert sorted(p.name for p in (out / "lifted").glob("*.png")) == sorted(f.stem + ".png" for f in imgs.iterdir())
+    bad = subprocess.run([sys.executable, "-m", "poselab.predict", str(imgs), "--run", str(td.run_dir), "--lifter",
+                          str(td.run_dir), "--out", str(tmp_path / "bad")], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert bad.returncode == 2 and "not a lifter" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
