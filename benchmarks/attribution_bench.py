@@ -2,7 +2,8 @@
 from a zero (black) baseline with a left Riemann sum of `--steps` steps.
 
 * ours: `poselab.attribution.pose_ig` -- each batch of path images is forwarded once and the 17 input gradients
-  come from one batched vector-Jacobian product (`torch.autograd.grad(..., is_grads_batched=True)`);
+  come from 17 backward passes over that one retained graph (`--backward loop`, the default) or from one batched
+  vector-Jacobian product (`--backward vmap`, `torch.autograd.grad(..., is_grads_batched=True)`);
 * captum: `captum.attr.IntegratedGradients` with `method="riemann_left"`, called once per joint (17 forwards and
   backwards of the whole path).
 
@@ -12,7 +13,7 @@ i/n in the input's precision; for other n they differ by ~1e-8, and a random Res
 map (the maps then agree with a per-step loop at the same alphas to 1e-13 in float64, but not with each other). The two are timed alternately in one process; the medians are printed with their ratio:
 `poseig: ours X s, captum Y s = R x`.
 
-Run: python benchmarks/attribution_bench.py [--steps 16] [--repeats 2] [--threads 2] [--batch-size 16]
+Run: python benchmarks/attribution_bench.py [--steps 16] [--repeats 2] [--threads 2] [--batch-size 16] [--backward loop]
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ def main(argv=None) -> float:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=16, help="path images per forward (ours)")
+    ap.add_argument("--backward", default="loop", choices=("loop", "vmap"), help="pose_ig's backward (ours)")
     ap.add_argument("--device", default="cpu")
     a = ap.parse_args(argv)
     from captum.attr import IntegratedGradients
@@ -55,7 +57,8 @@ def main(argv=None) -> float:
     info = {"joints": gt}
 
     def ours():
-        return pose_ig(model, x, target, info, steps=a.steps, path="zero", rule="left", batch_size=a.batch_size)
+        return pose_ig(model, x, target, info, steps=a.steps, path="zero", rule="left", batch_size=a.batch_size,
+                       backward=a.backward)
 
     ig = IntegratedGradients(lambda z: target(model, z, {"joints": gt.expand(len(z), -1, -1)}))
 
