@@ -17,7 +17,9 @@ defaults, `loss.item()` every step; `model.eval()` + `torch.no_grad()` at infere
 
 Both sides get the same weights, the same batch and the same loss (`poselab.losses`). Every repeat times each side
 once per mode (A/B in one repeat, B/A in the next); a timing is `--iters` steps after `--warmup` untimed ones; the
-rate reported is the best repeat (`--stat median` for the median) of each side, in images per second.
+rate reported is the best repeat (`--stat median` for the median) of each side, in images per second of wall
+time (`--clock cpu`: per CPU second of this process divided by the thread count, which other processes on a shared
+machine disturb less).
 
     python benchmarks/model_step_bench.py                           # all four, train and infer, 3 repeats
     python benchmarks/model_step_bench.py --quick                   # 1 repeat, 1 step: a smoke run
@@ -146,11 +148,12 @@ class Official:
             return [o.float().cpu().numpy() for o in _heatmaps_out(self.model(x))]
 
 
-def _time(step, arg, iters: int, warmup: int) -> float:
+def _time(step, arg, iters: int, warmup: int, threads: int) -> tuple[float, float]:
+    "Seconds per step: wall time, and this process's CPU time divided by the thread count."
     for _ in range(warmup): step(arg)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     for _ in range(iters): step(arg)
-    return (time.perf_counter() - t) / iters
+    return (time.perf_counter() - t) / iters, (time.process_time() - c) / threads / iters
 
 
 def bench_model(name: str, modes: list[str], a) -> dict:
@@ -178,12 +181,14 @@ def bench_model(name: str, modes: list[str], a) -> dict:
         for r in range(a.repeats):
             order = [("ours", f_ours, b_ours), ("official", f_off, b_off)]
             for side, f, b in (order if r % 2 == 0 else order[::-1]):
-                times[side].append(_time(f, b, a.iters, a.warmup if r < 2 else 0))
+                times[side].append(_time(f, b, a.iters, a.warmup if r < 2 else 0, a.threads))
         stat = min if a.stat == "best" else statistics.median
-        ips = {side: spec["batch"] / stat(ts) for side, ts in times.items()}
-        res[mode] = ips
-        print(f"{name} {mode}: ours {ips['ours']:.2f} img/s, official-style {ips['official']:.2f} img/s = "
-              f"{ips['ours'] / ips['official']:.2f} x", flush=True)
+        for clock in ([a.clock] + (["cpu"] if a.clock == "wall" and a.show_cpu else [])):
+            k = 0 if clock == "wall" else 1
+            ips = {side: spec["batch"] / stat([t[k] for t in ts]) for side, ts in times.items()}
+            res[mode, clock] = ips
+            print(f"{'  (cpu clock) ' if clock != a.clock else ''}{name} {mode}: ours {ips['ours']:.2f} img/s, "
+                  f"official-style {ips['official']:.2f} img/s = {ips['ours'] / ips['official']:.2f} x", flush=True)
     return res
 
 
@@ -196,6 +201,9 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=1, help="untimed steps before the first two repeats")
     p.add_argument("--stat", choices=["best", "median"], default="best")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                   help="wall seconds, or this process's CPU seconds / threads (steadier on a loaded machine)")
+    p.add_argument("--show-cpu", action="store_true", help="with the wall clock, also print the cpu-clock rates")
     p.add_argument("--quick", action="store_true", help="1 repeat of 1 step per side: checks that everything runs")
     p.add_argument("--engine", nargs="*", default=[], metavar="NAME=VALUE",
                    help="RunConfig settings of 'ours' other than the defaults, e.g. channels_last=false")
@@ -207,7 +215,7 @@ def main(argv=None):
     a.engine, a.predictor = _settings(a.engine), _settings(a.predictor)
     torch.set_num_threads(a.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {a.repeats} repeats x {a.iters} steps, "
-          f"{a.stat} repeat; engine settings {a.engine or 'default'}, predictor settings {a.predictor or 'default'}",
+          f"{a.stat} repeat, {a.clock} clock; engine settings {a.engine or 'default'}, predictor settings {a.predictor or 'default'}",
           flush=True)
     for name in a.models: bench_model(name, a.modes, a)
 

@@ -41,7 +41,7 @@ from .geometry import affine_transform_points
 from .grouping import group_keypoints, rescore_with_boxes
 from .losses import BottomUpLoss, IntermediateSupervisionLoss, JointsMSELoss
 from .metrics import atomic_write, coco_keypoint_eval, coco_results, load_mpii_gt_valid, mpii_pckh, pck
-from .models.core import CheckpointError, create_model, list_models, read_checkpoint_file
+from .models.core import CheckpointError, create_model, inference_model, list_models, read_checkpoint_file
 from .skeletons import get_skeleton
 from .synthetic import LineProgress, build_synthetic
 from .viz import draw_skeleton, image_grid
@@ -254,7 +254,8 @@ class RunConfig:
     workers: int | None = None            # data loader processes (recipe value, else 2)
     device: str = "auto"                  # auto | cpu | cuda | cuda:N
     amp: str = "auto"                     # auto (bf16 on cuda when supported, else off) | off | bf16 | fp16
-    channels_last: bool = False
+    channels_last: bool = True            # model and images in the NHWC memory format (faster convolutions)
+    fuse_bn: bool = True                  # validation runs an inference copy: batch norms folded, channels-last
     sync_bn: bool = False                 # SyncBatchNorm under DDP (CUDA only)
     freeze_bn: bool = False               # batch norm layers use and keep their running statistics
     output_dir: str = "outputs"
@@ -1290,6 +1291,17 @@ def _collate(batch):
     return torch.utils.data.default_collate(batch)
 
 # %% ../nbs/16_training.ipynb #8ed13b25
+def _eval_model(model: nn.Module, cfg: RunConfig, device) -> nn.Module:
+    """The network validation runs: with `fuse_bn`, an inference copy of an image model (`inference_model`: batch
+    norms folded on one example input, channels-last); else (or for networks without image inputs) the model."""
+    net = _unwrap(model)
+    if not cfg.fuse_bn or not cfg.input_size: return net
+    w, h = cfg.input_size
+    ex = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(0)).to(device)
+    try: return inference_model(net, ex)
+    except (RuntimeError, TypeError, ValueError): return net          # a network that does not take such images
+
+
 def train(cfg: RunConfig, model: nn.Module | None = None) -> dict:
     """Train (and validate) as `cfg` says; returns the metrics dict also written to `run_dir/metrics.json`.
     `model` replaces the registry model (the caller keeps the reference)."""
@@ -1419,7 +1431,7 @@ def train(cfg: RunConfig, model: nn.Module | None = None) -> dict:
             if epoch % cfg.val_every == 0 or epoch == cfg.epochs:
                 if main:
                     if cfg.progress: print(f"epoch {epoch}: validating on {len(val_ds)} samples", flush=True)
-                    metrics, ev = task.evaluate(_unwrap(model), val_ds, device, adt)
+                    metrics, ev = task.evaluate(_eval_model(model, cfg, device), val_ds, device, adt)
                     metrics = {k: float(v) for k, v in metrics.items()}
                     skipped = sorted(getattr(val_ds, "bad_files", ()))
                     val_info = {"images": (ev or {}).get("images"), "samples": len(val_ds), "skipped_images": skipped}
