@@ -64,10 +64,10 @@ TASKS: dict[str, dict] = {
                     model_kwargs={"deconv_filters": [128, 128, 128]}, input_size=(64, 96), sigma=2.0, codec="dark",
                     augment={"rotation_factor": 15, "scale_factor": 0.25, "half_body_prob": 0.0},
                     epochs=4, batch_size=16, optimizer="adam", lr=2e-3, weight_decay=0.0, lr_schedule="cosine",
-                    lr_steps=(170 / 210, 200 / 210), metric="AP"),
+                    lr_steps=(170 / 210, 200 / 210), metric="AP", channels_last=True),
     "hourglass": dict(datasets=("synthetic", "mpii"), model="stacked_hourglass", model_kwargs={"num_stacks": 2},
                       input_size=(256, 256), sigma=1.0, epochs=10, batch_size=16, optimizer="rmsprop", lr=2.5e-4,
-                      weight_decay=0.0, lr_steps=(60 / 100, 90 / 100), metric="PCKh"),
+                      weight_decay=0.0, lr_steps=(60 / 100, 90 / 100), metric="PCKh", channels_last=True),
     "bottomup": dict(datasets=("synthetic", "coco"), model="higher_hrnet_w32", model_kwargs={}, input_size=(512, 512),
                      sigma=2.0, epochs=10, batch_size=8, optimizer="adam", lr=1.5e-3, weight_decay=0.0,
                      lr_steps=(200 / 300, 260 / 300), metric="AP"),
@@ -254,7 +254,7 @@ class RunConfig:
     workers: int | None = None            # data loader processes (recipe value, else 2)
     device: str = "auto"                  # auto | cpu | cuda | cuda:N
     amp: str = "auto"                     # auto (bf16 on cuda when supported, else off) | off | bf16 | fp16
-    channels_last: bool = True            # model and images in the NHWC memory format (faster convolutions)
+    channels_last: bool | None = None     # model and images in the NHWC memory format (recipe value, else off)
     fuse_bn: bool = True                  # validation runs an inference copy: batch norms folded, channels-last
     sync_bn: bool = False                 # SyncBatchNorm under DDP (CUDA only)
     freeze_bn: bool = False               # batch norm layers use and keep their running statistics
@@ -305,6 +305,7 @@ class RunConfig:
             raise ConfigError(f"input_size={self.input_size} must be multiples of {stride} for the {self.task} networks "
                               f"(they downsample {stride}x), e.g. {[stride * max(1, round(v / stride)) for v in self.input_size]}")
         if self.workers is None: self.workers = rec.get("workers", 2)
+        if self.channels_last is None: self.channels_last = bool(rec.get("channels_last", False))
         for k in ("sigma", "lr", "optimizer", "weight_decay", "lr_steps", "epochs", "batch_size"):
             if getattr(self, k) is None: setattr(self, k, rec[k])
         for k, kind in (("sigma", float), ("lr", float), ("weight_decay", float), ("epochs", int), ("batch_size", int),
