@@ -30,7 +30,7 @@ from .data.pipelines import (IMAGENET_MEAN, IMAGENET_STD, CorruptImageError, dec
 from .geometry import affine_transform_points, box_to_center_scale, get_affine_transform, get_affine_transforms, transform_preds
 from .grouping import group_keypoints, rescore_with_boxes
 from .metrics import _write_json_atomic, coco_results
-from .models.core import read_checkpoint_file, create_model, extract_state_dict, list_models, load_checkpoint
+from .models.core import read_checkpoint_file, create_model, extract_state_dict, inference_model, list_models, load_checkpoint
 from .skeletons import get_skeleton
 from .viz import draw_confidence, show_pose_2d_3d
 
@@ -209,7 +209,7 @@ class Predictor:
                  num_joints: int | None = None, model_kwargs: Mapping | None = None, input_size=None,
                  codec: str = "standard", flip_test: bool = True, scales: Sequence[float] = (1.0,),
                  detection_threshold: float = 0.1, batch_size: int = 16, device: str = "cpu",
-                 channels_last: bool = False, onnx=None, keep_heatmaps: bool = False, lifter=None):
+                 channels_last: bool = True, fuse_bn: bool = True, onnx=None, keep_heatmaps: bool = False, lifter=None):
         self.family = family or model_family(model)
         if self.family not in FAMILIES: raise ValueError(f"family={self.family!r} is not valid; valid choices: {', '.join(FAMILIES)}")
         if codec not in ("standard", "dark"): raise ValueError(f"codec={codec!r} is not valid; valid choices: standard, dark")
@@ -229,6 +229,9 @@ class Predictor:
         size = input_size if input_size is not None else getattr(self.net, "input_size", None) or DEFAULT_INPUT[self.family]
         if isinstance(size, (int, float)): size = (size, size)
         self.input_size = tuple(int(v) for v in size)
+        if self.net is not None and fuse_bn:     # batch norms folded on one example (a copy of a network passed in)
+            ex = torch.randn(1, 3, self.input_size[1], self.input_size[0], generator=torch.Generator().manual_seed(0))
+            self.net = inference_model(self.net, ex.to(self.device), channels_last, inplace=isinstance(model, str))
         self.codec, self.flip_test = codec, bool(flip_test)
         self.scales = tuple(float(s) for s in scales)
         if 1.0 not in self.scales: raise ValueError(f"scales={list(self.scales)} must contain 1 (the tags come from scale 1)")

@@ -41,7 +41,7 @@ from .geometry import affine_transform_points
 from .grouping import group_keypoints, rescore_with_boxes
 from .losses import BottomUpLoss, IntermediateSupervisionLoss, JointsMSELoss
 from .metrics import atomic_write, coco_keypoint_eval, coco_results, load_mpii_gt_valid, mpii_pckh, pck
-from .models.core import CheckpointError, create_model, list_models, read_checkpoint_file
+from .models.core import CheckpointError, create_model, inference_model, list_models, read_checkpoint_file
 from .predict import _autocast, bottomup_test_inputs, predict_bottomup, predict_topdown
 from .skeletons import get_skeleton
 from .synthetic import LineProgress, build_synthetic
@@ -65,10 +65,10 @@ TASKS: dict[str, dict] = {
                     model_kwargs={"deconv_filters": [128, 128, 128]}, input_size=(64, 96), sigma=2.0, codec="dark",
                     augment={"rotation_factor": 15, "scale_factor": 0.25, "half_body_prob": 0.0},
                     epochs=4, batch_size=16, optimizer="adam", lr=2e-3, weight_decay=0.0, lr_schedule="cosine",
-                    lr_steps=(170 / 210, 200 / 210), metric="AP"),
+                    lr_steps=(170 / 210, 200 / 210), metric="AP", channels_last=True),
     "hourglass": dict(datasets=("synthetic", "mpii"), model="stacked_hourglass", model_kwargs={"num_stacks": 2},
                       input_size=(256, 256), sigma=1.0, epochs=10, batch_size=16, optimizer="rmsprop", lr=2.5e-4,
-                      weight_decay=0.0, lr_steps=(60 / 100, 90 / 100), metric="PCKh"),
+                      weight_decay=0.0, lr_steps=(60 / 100, 90 / 100), metric="PCKh", channels_last=True),
     "bottomup": dict(datasets=("synthetic", "coco"), model="higher_hrnet_w32", model_kwargs={}, input_size=(512, 512),
                      sigma=2.0, epochs=10, batch_size=8, optimizer="adam", lr=1.5e-3, weight_decay=0.0,
                      lr_steps=(200 / 300, 260 / 300), metric="AP"),
@@ -255,7 +255,8 @@ class RunConfig:
     workers: int | None = None            # data loader processes (recipe value, else 2)
     device: str = "auto"                  # auto | cpu | cuda | cuda:N
     amp: str = "auto"                     # auto (bf16 on cuda when supported, else off) | off | bf16 | fp16
-    channels_last: bool = False
+    channels_last: bool | None = None     # model and images in the NHWC memory format (recipe value, else off)
+    fuse_bn: bool = True                  # validation runs an inference copy: batch norms folded, channels-last
     sync_bn: bool = False                 # SyncBatchNorm under DDP (CUDA only)
     freeze_bn: bool = False               # batch norm layers use and keep their running statistics
     output_dir: str = "outputs"
@@ -305,6 +306,7 @@ class RunConfig:
             raise ConfigError(f"input_size={self.input_size} must be multiples of {stride} for the {self.task} networks "
                               f"(they downsample {stride}x), e.g. {[stride * max(1, round(v / stride)) for v in self.input_size]}")
         if self.workers is None: self.workers = rec.get("workers", 2)
+        if self.channels_last is None: self.channels_last = bool(rec.get("channels_last", False))
         for k in ("sigma", "lr", "optimizer", "weight_decay", "lr_steps", "epochs", "batch_size"):
             if getattr(self, k) is None: setattr(self, k, rec[k])
         for k, kind in (("sigma", float), ("lr", float), ("weight_decay", float), ("epochs", int), ("batch_size", int),
@@ -1198,6 +1200,17 @@ def _collate(batch):
     return torch.utils.data.default_collate(batch)
 
 # %% ../nbs/16_training.ipynb #8ed13b25
+def _eval_model(model: nn.Module, cfg: RunConfig, device) -> nn.Module:
+    """The network validation runs: with `fuse_bn`, an inference copy of an image model (`inference_model`: batch
+    norms folded on one example input, channels-last); else (or for networks without image inputs) the model."""
+    net = _unwrap(model)
+    if not cfg.fuse_bn or not cfg.input_size: return net
+    w, h = cfg.input_size
+    ex = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(0)).to(device)
+    try: return inference_model(net, ex)
+    except (RuntimeError, TypeError, ValueError): return net          # a network that does not take such images
+
+
 def train(cfg: RunConfig, model: nn.Module | None = None) -> dict:
     """Train (and validate) as `cfg` says; returns the metrics dict also written to `run_dir/metrics.json`.
     `model` replaces the registry model (the caller keeps the reference)."""
@@ -1327,7 +1340,7 @@ def train(cfg: RunConfig, model: nn.Module | None = None) -> dict:
             if epoch % cfg.val_every == 0 or epoch == cfg.epochs:
                 if main:
                     if cfg.progress: print(f"epoch {epoch}: validating on {len(val_ds)} samples", flush=True)
-                    metrics, ev = task.evaluate(_unwrap(model), val_ds, device, adt)
+                    metrics, ev = task.evaluate(_eval_model(model, cfg, device), val_ds, device, adt)
                     metrics = {k: float(v) for k, v in metrics.items()}
                     skipped = sorted(getattr(val_ds, "bad_files", ()))
                     val_info = {"images": (ev or {}).get("images"), "samples": len(val_ds), "skipped_images": skipped}

@@ -17,7 +17,7 @@ __all__ = ['BN_MOMENTUM', 'register_model', 'list_models', 'create_model', 'conv
            'Bottleneck', 'make_res_layer', 'CheckpointError', 'read_checkpoint_file', 'extract_state_dict',
            'compare_state_dicts', 'load_checkpoint', 'manifest_dir', 'list_manifests', 'load_manifest',
            'check_against_manifest', 'ModelProfile', 'profile_model', 'manifest_paper_macs', 'feature_shapes',
-           'format_rows', 'FusionError', 'fuse_conv_bn']
+           'format_rows', 'FusionError', 'fuse_conv_bn', 'inference_model']
 
 # %% ../../nbs/08_model_core.ipynb #a8aa76b6
 _MODEL_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
@@ -449,6 +449,9 @@ def fuse_conv_bn(model: nn.Module, example, atol: float = 1e-4, inplace: bool = 
         if isinstance(prod, nn.ConvTranspose2d) and prod.groups != 1: continue
         fused = (fuse_linear_bn_eval(prod, bn) if isinstance(prod, nn.Linear)
                  else fuse_conv_bn_eval(prod, bn, transpose=isinstance(prod, nn.ConvTranspose2d)))
+        w = prod.weight
+        if w.ndim == 4 and not w.is_contiguous() and w.is_contiguous(memory_format=torch.channels_last):
+            fused.to(memory_format=torch.channels_last)    # a channels-last network stays channels-last
         for mod, new in ((prod, fused), (bn, nn.Identity())):
             parent, attr = _parent(model, names[mod]); setattr(parent, attr, new)
         n_fused += 1
@@ -462,3 +465,23 @@ def fuse_conv_bn(model: nn.Module, example, atol: float = 1e-4, inplace: bool = 
                               f"the network reads a convolution's output in more than one place: run it unfused")
     model.fused_bn_count = n_fused
     return model
+
+# %% ../../nbs/08_model_core.ipynb #a3c91e05
+import copy
+
+# %% ../../nbs/08_model_core.ipynb #a3c91e02
+def inference_model(model: nn.Module, example=None, channels_last: bool = True, fuse_bn: bool = True,
+                    inplace: bool = False) -> nn.Module:
+    """`model` ready for inference: eval mode, with `fuse_bn` its batch norms folded into the layers that feed them
+    (`fuse_conv_bn`, which runs `example` once; skipped without an example), with `channels_last` its weights in
+    the channels-last memory format (feed it channels-last inputs). A copy, or the model itself with `inplace`."""
+    has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    out = None
+    if fuse_bn and has_bn and example is not None:
+        try: out = fuse_conv_bn(model, example, inplace=inplace)
+        except FusionError as e:
+            warnings.warn(f"{type(model).__name__}: batch norm left unfolded ({e})", stacklevel=2)
+    if out is None: out = model if inplace else copy.deepcopy(model)
+    out.eval()
+    if channels_last: out.to(memory_format=torch.channels_last)
+    return out
