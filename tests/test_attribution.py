@@ -30,7 +30,7 @@ def run_dir(data_root, tmp_path_factory) -> Path:
 def test_papermill_attribution_notebook_and_resume(run_dir, tmp_path):
     pytest.importorskip("papermill")
     store = tmp_path / "store"
-    args = [sys.executable, "-m", "papermill", str(ROOT / "nbs/attribute.ipynb"), str(tmp_path / "out.ipynb"),
+    args = [sys.executable, "-m", "papermill", str(ROOT / "nbs/attribution.ipynb"), str(tmp_path / "out.ipynb"),
             "-p", "run_dir", str(run_dir), "-p", "samples", "2", "-p", "steps", "4", "-p", "batch_size", "8",
             "-p", "store_dir", str(store), "-p", "progress", "False", "-y", "joints: [left_wrist, 0]", "-k", "python3"]
     r = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=ROOT)
