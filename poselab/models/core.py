@@ -422,7 +422,8 @@ def fuse_conv_bn(model: nn.Module, example, atol: float = 1e-4, inplace: bool = 
 
     `example` is an input (a tensor, or a tuple of them) the network runs on once to find the pairs; the folded
     network must reproduce the original's outputs on it to `atol` (relative to their largest magnitude), else
-    `FusionError`. Returns the model with `fused_bn_count` set to the number of folded layers."""
+    `FusionError`, and the model (also with `inplace`) is left as it was. Returns the model with `fused_bn_count`
+    set to the number of folded layers."""
     import copy
     model = model if inplace else copy.deepcopy(model)
     model.eval()
@@ -442,7 +443,7 @@ def fuse_conv_bn(model: nn.Module, example, atol: float = 1e-4, inplace: bool = 
     finally:
         for h in hooks: h.remove()
     names = {m: n for n, m in model.named_modules()}
-    n_fused = 0
+    n_fused, replaced = 0, []                         # (parent, attribute, original module): to undo a failed fold
     for prod, bn in feeds:
         if prod is None or calls[prod] != 1 or calls[bn] != 1 or not bn.track_running_stats: continue
         if isinstance(prod, nn.Linear) != isinstance(bn, nn.BatchNorm1d): continue
@@ -453,7 +454,7 @@ def fuse_conv_bn(model: nn.Module, example, atol: float = 1e-4, inplace: bool = 
         if w.ndim == 4 and not w.is_contiguous() and w.is_contiguous(memory_format=torch.channels_last):
             fused.to(memory_format=torch.channels_last)    # a channels-last network stays channels-last
         for mod, new in ((prod, fused), (bn, nn.Identity())):
-            parent, attr = _parent(model, names[mod]); setattr(parent, attr, new)
+            parent, attr = _parent(model, names[mod]); replaced.append((parent, attr, mod)); setattr(parent, attr, new)
         n_fused += 1
     with torch.no_grad(): out = model(*args)
     ref_t = [t for t in torch.utils._pytree.tree_leaves(ref) if torch.is_tensor(t)]
@@ -461,6 +462,7 @@ def fuse_conv_bn(model: nn.Module, example, atol: float = 1e-4, inplace: bool = 
     for a, b in zip(ref_t, out_t):
         err = (a - b).abs().max().item() / max(a.abs().max().item(), 1e-12)
         if err > atol:
+            for parent, attr, mod in reversed(replaced): setattr(parent, attr, mod)   # `model` as it was (inplace too)
             raise FusionError(f"folding {n_fused} batch norms changed the output by {err:.2e} (relative, > {atol}); "
                               f"the network reads a convolution's output in more than one place: run it unfused")
     model.fused_bn_count = n_fused
