@@ -28,7 +28,8 @@ from .losses import BoneLengthVarianceLoss, JointsMSELoss, depth_reg_loss, trans
 from .metrics import atomic_write, auc3d, mpjpe, p_mpjpe, pck, pck3d
 from .models.core import create_model
 from .skeletons import convert_joints, get_skeleton
-from .train import (RunConfig, Task, _autocast, _synthetic, codec_post_process, load_run_checkpoint, missing_data,
+from .predict import _autocast
+from .train import (RunConfig, Task, _synthetic, codec_post_process, load_run_checkpoint, missing_data,
                     register_task)
 from .viz import draw_skeleton, plot_pose_3d
 
