@@ -11,7 +11,10 @@ CPU-minute is one minute of one core; on an idle 2-core machine the engine (two 
 CPU-minutes per wall minute. At every step of `--evals` each model is scored on the synthetic validation people
 (ground-truth boxes): COCO AP, AP50 and PCK@0.1 (labelled joints within 0.1 x the longer box side), with and
 without flip test, the median joint error (fraction of the longer box side) and the share of left/right joint pairs
-predicted on top of each other (`collapse`: predictions closer than 0.3 x their true distance). Needs the synthetic
+predicted on top of each other (`collapse`: predictions closer than 0.3 x their true distance), PCK@0.1 when a joint
+may match its own or its left/right partner's ground truth (`either`: what a perfect left/right assignment would give
+at most), and the left/right heatmap distance `L/R TV` (model / targets: the mean total-variation distance between the
+left and the right heatmap of each pair; 0 means the model draws both sides alike). Needs the synthetic
 world (`python -m poselab.synthetic`, or any training run).
 """
 from __future__ import annotations
@@ -28,7 +31,8 @@ from torch.utils.data import DataLoader
 from poselab.skeletons import get_skeleton
 from poselab.train import TASKS, RunConfig, ResumableBatchSampler, SeededDataset, _collate, get_task
 
-# the top-down recipe before the current one (SimpleBaseline-R18, 128-filter head, DARK codec, Adam 2e-3, cosine)
+# the top-down recipe before the current one: SimpleBaseline-R18 with three 128-filter deconvolutions (stride-4
+# heatmaps, 16x24), DARK codec, Adam 2e-3, cosine; the current one adds a fourth, 64-filter deconvolution (stride 2)
 PREVIOUS = dict(model="pose_resnet_18", model_kwargs={"deconv_filters": [128, 128, 128]}, input_size=(64, 96),
                 sigma=2.0, codec="dark", augment={"rotation_factor": 15, "scale_factor": 0.25, "half_body_prob": 0.0},
                 batch_size=16, optimizer="adam", lr=2e-3, weight_decay=0.0, lr_schedule="cosine")
@@ -47,8 +51,28 @@ def scores(task, model, val, flip: bool) -> dict:
     d_gt = np.linalg.norm(gt[:, P[:, 0]] - gt[:, P[:, 1]], axis=-1) / side[:, None]
     d_pr = np.linalg.norm(kps[:, P[:, 0], :2] - kps[:, P[:, 1], :2], axis=-1) / side[:, None]
     apart = vis[:, P[:, 0]] & vis[:, P[:, 1]] & (d_gt > 0.08)
+    partner = np.arange(gt.shape[1]); partner[P[:, 0]], partner[P[:, 1]] = P[:, 1], P[:, 0]
+    err_either = np.minimum(err, np.linalg.norm(kps[..., :2] - gt[:, partner], axis=-1) / side[:, None])
     return {"AP": m["AP"], "AP50": m["AP50"], "PCK@0.1": m.get("PCK@0.1", float((err[vis] <= 0.1).mean())),
-            "median_err": float(np.median(err[vis])), "collapse": float((d_pr < 0.3 * d_gt)[apart].mean())}
+            "median_err": float(np.median(err[vis])), "collapse": float((d_pr < 0.3 * d_gt)[apart].mean()),
+            "PCK_either": float((err_either[vis] <= 0.1).mean())}
+
+
+def left_right_distance(model, val, pairs, n: int = 64) -> tuple[float, float]:
+    """Mean total-variation distance between the left and the right heatmap of each flip pair on `n` validation crops
+    (heatmaps clipped at 0 and normalised to sum 1): 0 when the model draws both sides alike, 1 when they are disjoint;
+    and the same for the training targets, i.e. what a model that tells left from right would reach."""
+    P = np.asarray(pairs)
+    items = [val[i] for i in range(min(n, len(val)))]
+    x, t = torch.stack([s["image"] for s in items]), torch.stack([s["target"] for s in items])
+    model.eval()
+    with torch.inference_mode(): hm = model(x)
+    hm = (hm[-1] if isinstance(hm, (list, tuple)) else hm).float()
+
+    def tv(h):
+        h = h.clamp(min=0); h = h / h.flatten(2).sum(-1).clamp(min=1e-8)[..., None, None]
+        return float(((h[:, P[:, 0]] - h[:, P[:, 1]]).abs().flatten(2).sum(-1) / 2).mean())
+    return tv(hm), tv(t)
 
 
 class Trainer:
@@ -104,17 +128,20 @@ def main():
     runs = [Trainer(n, s, a.steps, a.limit_val) for n, s in settings.items()]
     print(f"default recipe: {json.dumps({k: v for k, v in TASKS['topdown'].items() if k not in ('datasets', 'metric')}, default=str)}")
     print(f"{'config':10s} {'step':>5s} {'CPU-min':>7s} | flip: {'AP':>6s} {'AP50':>6s} {'PCK@0.1':>7s} {'med err':>7s} "
-          f"{'collapse':>8s} | no flip: {'AP':>6s} {'AP50':>6s} {'PCK@0.1':>7s}", flush=True)
+          f"{'collapse':>8s} {'either':>6s} {'L/R TV':>10s} | no flip: {'AP':>6s} {'AP50':>6s} {'PCK@0.1':>7s}", flush=True)
     rows = []
     while runs[0].step < a.steps:
         for r in runs: r.advance()
         if runs[0].step in evals:
             for r in runs:
                 f, nf = scores(r.task, r.model, r.val_ds, True), scores(r.task, r.model, r.val_ds, False)
-                rows.append({"config": r.name, "step": r.step, "cpu_min": r.cpu_s / 60, "flip": f, "no_flip": nf})
+                lr_model, lr_target = left_right_distance(r.model, r.val_ds, get_skeleton(r.task.skeleton).flip_pairs)
+                rows.append({"config": r.name, "step": r.step, "cpu_min": r.cpu_s / 60, "flip": f, "no_flip": nf,
+                             "lr_distance": lr_model, "lr_distance_targets": lr_target})
                 print(f"{r.name:10s} {r.step:5d} {r.cpu_s / 60:7.2f} | flip: {f['AP']:6.3f} {f['AP50']:6.3f} "
-                      f"{f['PCK@0.1']:7.3f} {f['median_err']:7.3f} {f['collapse']:8.2f} | no flip: {nf['AP']:6.3f} "
-                      f"{nf['AP50']:6.3f} {nf['PCK@0.1']:7.3f}", flush=True)
+                      f"{f['PCK@0.1']:7.3f} {f['median_err']:7.3f} {f['collapse']:8.2f} {f['PCK_either']:6.3f} "
+                      f"{lr_model:5.2f}/{lr_target:4.2f} | no flip: {nf['AP']:6.3f} {nf['AP50']:6.3f} {nf['PCK@0.1']:7.3f}",
+                      flush=True)
     if a.json:
         with open(a.json, "w") as fh: json.dump({"settings": settings, "rows": rows}, fh, indent=1, default=str)
 

@@ -732,6 +732,12 @@ class AttributionResult:
     figures: dict = field(default_factory=dict)
 
 
+def _heatmap_scale(dataset) -> float:
+    "Crop pixels per heatmap pixel of a top-down dataset (4 unless its heatmaps say otherwise)."
+    hs, ins = getattr(dataset, "heatmap_size", None), getattr(dataset, "input_size", None)
+    return float(ins[0]) / float(hs[0]) if hs and ins else 4.0
+
+
 def run_attribution(run_dir=None, which: str = "best", model: str | None = None, checkpoint=None,
                     model_kwargs: Mapping | None = None, dataset: str = "synthetic", data_root=None, input_size=None,
                     samples: int | Sequence[int] = 8, joints=None, steps: int = 50, path: str = "blur",
@@ -763,7 +769,7 @@ def run_attribution(run_dir=None, which: str = "best", model: str | None = None,
                        "joints × samples": joint_sample_grid(
                            [tensor_to_image(val[i]["image"]) for i in ids[:4]],
                            np.stack([store.load(i)["maps"] for i in ids[:4]]), names[:4],
-                           points=np.stack([store.load(i)["pred"] for i in ids[:4]]) * 4)}
+                           points=np.stack([store.load(i)["pred"] for i in ids[:4]]) * _heatmap_scale(val))}
     return res
 
 

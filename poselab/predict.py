@@ -30,7 +30,8 @@ from .data.pipelines import (IMAGENET_MEAN, IMAGENET_STD, CorruptImageError, dec
 from .geometry import affine_transform_points, box_to_center_scale, get_affine_transform, get_affine_transforms, transform_preds
 from .grouping import group_keypoints, rescore_with_boxes
 from .metrics import _write_json_atomic, coco_results
-from .models.core import read_checkpoint_file, create_model, extract_state_dict, inference_model, list_models, load_checkpoint
+from .models.core import (read_checkpoint_file, create_model, extract_state_dict, inference_model, list_models,
+                                load_checkpoint, output_stride)
 from .skeletons import get_skeleton
 from .viz import draw_confidence, show_pose_2d_3d
 
@@ -209,7 +210,8 @@ class Predictor:
                  num_joints: int | None = None, model_kwargs: Mapping | None = None, input_size=None,
                  codec: str = "standard", flip_test: bool = True, scales: Sequence[float] = (1.0,),
                  detection_threshold: float = 0.1, batch_size: int = 16, device: str = "cpu",
-                 channels_last: bool = True, fuse_bn: bool = True, onnx=None, keep_heatmaps: bool = False, lifter=None):
+                 channels_last: bool = True, fuse_bn: bool = True, onnx=None, keep_heatmaps: bool = False, lifter=None,
+                 heatmap_stride: int | None = None):
         self.family = family or model_family(model)
         if self.family not in FAMILIES: raise ValueError(f"family={self.family!r} is not valid; valid choices: {', '.join(FAMILIES)}")
         if codec not in ("standard", "dark"): raise ValueError(f"codec={codec!r} is not valid; valid choices: standard, dark")
@@ -229,6 +231,7 @@ class Predictor:
         size = input_size if input_size is not None else getattr(self.net, "input_size", None) or DEFAULT_INPUT[self.family]
         if isinstance(size, (int, float)): size = (size, size)
         self.input_size = tuple(int(v) for v in size)
+        self._heatmap_stride = None if heatmap_stride is None else int(heatmap_stride)
         if self.net is not None and fuse_bn:     # batch norms folded on one example (a copy of a network passed in)
             ex = torch.randn(1, 3, self.input_size[1], self.input_size[0], generator=torch.Generator().manual_seed(0))
             self.net = inference_model(self.net, ex.to(self.device), channels_last, inplace=isinstance(model, str))
@@ -246,6 +249,14 @@ class Predictor:
                                  "hourglass or bottom-up model")
             self.lifter = resolve_lifter(lifter, device)
             self.lifter.check(self.skeleton)          # a clear error when the 2D joints cannot feed the lifter
+
+    @property
+    def heatmap_stride(self) -> int:
+        """Input pixels per heatmap pixel (top-down and hourglass networks): measured on the network the first time it
+        is asked for (an ONNX file carries it in its metadata); PyTorch decoding reads the heatmaps' own size."""
+        if self._heatmap_stride is None:
+            self._heatmap_stride = output_stride(self.net, self.input_size) if self.net is not None else 4
+        return self._heatmap_stride
 
     @property
     def post_process(self): return "dark" if self.codec == "dark" else True
@@ -769,7 +780,7 @@ def export_onnx(model_or_run, path, decode: bool = True, flip_test: bool | None 
     w, h = pr.input_size
     net = pr.net.float().to(memory_format=torch.contiguous_format).cpu().eval()
     mod = DecodedPose(net, pr.num_joints, (w, h), pr.skeleton if flip else None,
-                      "dark" if pr.codec == "dark" else "quarter").eval()
+                      "dark" if pr.codec == "dark" else "quarter", stride=pr.heatmap_stride).eval()
     names = ["coords", "maxvals"] if decode else ["heatmaps"]
     if not decode: mod.forward = mod.heatmaps
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -783,7 +794,8 @@ def export_onnx(model_or_run, path, decode: bool = True, flip_test: bool | None 
     import onnx
     m = onnx.load(str(tmp))
     meta = {"family": pr.family, "skeleton": pr.skeleton.name, "input_size": f"{w},{h}", "codec": pr.codec,
-            "flip_test": str(bool(flip)), "decoded": str(bool(decode)), "model": pr.model_name}
+            "flip_test": str(bool(flip)), "decoded": str(bool(decode)), "model": pr.model_name,
+            "heatmap_stride": str(pr.heatmap_stride)}
     for k, v in meta.items():
         e = m.metadata_props.add(); e.key, e.value = k, v
     onnx.save(m, str(tmp)); os.replace(tmp, path)
@@ -808,7 +820,7 @@ def onnx_metadata(path) -> dict:
 def _onnx_keypoints(self: Predictor, x: torch.Tensor, c, s) -> np.ndarray:
     coords, maxvals = self.session.run(None, {"image": x.float().contiguous().numpy()})
     w, h = self.input_size
-    preds = transform_preds(coords, c, s, (w // 4, h // 4))
+    preds = transform_preds(coords, c, s, (w // self.heatmap_stride, h // self.heatmap_stride))
     return np.concatenate([preds, maxvals], -1).astype(np.float32)
 
 
@@ -817,7 +829,8 @@ def _from_onnx(cls, path, **overrides) -> Predictor:
     meta = onnx_metadata(path)
     if meta.get("decoded") != "True": raise ValueError(f"{path} holds raw heatmaps; export it with decode=True to predict with it")
     kw = dict(family=meta["family"], skeleton=meta["skeleton"], input_size=tuple(int(v) for v in meta["input_size"].split(",")),
-              codec=meta["codec"], flip_test=meta["flip_test"] == "True", onnx=path)
+              codec=meta["codec"], flip_test=meta["flip_test"] == "True", onnx=path,
+              heatmap_stride=int(meta.get("heatmap_stride", 4)))
     kw.update(overrides)
     return cls(meta.get("model", "pose_resnet_18"), **kw)
 

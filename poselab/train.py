@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import datetime
 import importlib
 import json
@@ -41,7 +42,8 @@ from .geometry import affine_transform_points
 from .grouping import group_keypoints, rescore_with_boxes
 from .losses import BottomUpLoss, IntermediateSupervisionLoss, JointsMSELoss
 from .metrics import atomic_write, coco_keypoint_eval, coco_results, load_mpii_gt_valid, mpii_pckh, pck
-from .models.core import CheckpointError, create_model, inference_model, list_models, read_checkpoint_file
+from .models.core import (CheckpointError, create_model, inference_model, list_models, output_stride,
+                                read_checkpoint_file)
 from .predict import _autocast, bottomup_test_inputs, predict_bottomup, predict_topdown
 from .skeletons import get_skeleton
 from .synthetic import LineProgress, build_synthetic
@@ -62,7 +64,8 @@ __all__ = ['TASKS', 'TASK_MODULES', 'TASK_CLASSES', 'RECIPE_VARIANTS', 'OPTIMIZE
 # %% ../nbs/16_training.ipynb #c32aca3f
 TASKS: dict[str, dict] = {
     "topdown": dict(datasets=("synthetic", "coco", "mpii"), model="pose_resnet_18",
-                    model_kwargs={"deconv_filters": [128, 128, 128]}, input_size=(64, 96), sigma=2.0, codec="dark",
+                    model_kwargs={"deconv_filters": [128, 128, 128, 64], "deconv_kernels": [4, 4, 4, 4]},
+                    input_size=(64, 96), sigma=2.0, codec="dark",
                     augment={"rotation_factor": 15, "scale_factor": 0.25, "half_body_prob": 0.0},
                     epochs=4, batch_size=16, optimizer="adam", lr=2e-3, weight_decay=0.0, lr_schedule="cosine",
                     lr_steps=(170 / 210, 200 / 210), metric="AP", channels_last=True),
@@ -498,6 +501,7 @@ class Task:
     `@register_task(name, recipe)` on a subclass; `OPTIONS` are its own settings (`RunConfig.options`), with defaults."""
     metric_mode = "max"                   # "min" when a lower validation metric is better (errors such as MPJPE)
     OPTIONS: dict[str, Any] = {}
+    model: nn.Module | None = None        # a network passed to `train` in place of the registry one (set by the engine)
 
     def __init__(self, cfg: RunConfig):
         self.cfg, self.gt = cfg, None
@@ -611,10 +615,18 @@ class TopDownTask(Task):
                       "images/train2017", "images/val2017"):
                 if not (root / p).exists(): raise missing_data(root / p, "coco")
 
+    @functools.cached_property
+    def heatmap_stride(self) -> int:
+        """Input pixels per heatmap pixel of the network trained (4 for the published heads, 2 for the main job's
+        four-deconvolution head): measured once, on the network passed to `train` or a throw-away registry copy,
+        without touching the random state."""
+        with torch.random.fork_rng(devices=[]):
+            return output_stride(self.model if self.model is not None else self.build_model(), self.cfg.input_size)
+
     def _dataset(self, records, train: bool):
-        c = self.cfg
+        c, s = self.cfg, self.heatmap_stride
         w, h = c.input_size
-        return TopDownDataset(records, input_size=(w, h), heatmap_size=(w // 4, h // 4), sigma=c.sigma, train=train,
+        return TopDownDataset(records, input_size=(w, h), heatmap_size=(w // s, h // s), sigma=c.sigma, train=train,
                               skeleton=self.skeleton, seed=c.seed, target_convention=self.target_convention, **c.augment)
 
     def datasets(self, rank: int = 0):
@@ -1227,6 +1239,7 @@ def train(cfg: RunConfig, model: nn.Module | None = None) -> dict:
     ckpt = run_dir / "last.pt"
     resume = cfg.resume and ckpt.is_file()
     seed_everything(cfg.seed)
+    task.model = model                                       # shapes that depend on the network follow the one passed
     train_ds, val_ds = task.datasets(rank)                   # the data is readable before the run folder exists
     missing = {"train": mark_missing_images(train_ds), "val": mark_missing_images(val_ds)}
     if main:

@@ -127,6 +127,7 @@ def test_onnx_matches_pytorch_on_fixture_crops(tiny_run, tmp_path):
     assert pt.codec == "dark" and pt.flip_test
     f = export_onnx(tiny_run, tmp_path / "tiny.onnx")
     ox = Predictor.from_onnx(f)
+    assert pt.heatmap_stride == ox.heatmap_stride == 2          # the recipe's four-deconvolution head, carried by the file
     for image_id, b in boxes.items():
         img = COCO / f"{image_id:012d}.jpg"
         a, o = pt.predict(img, np.array(b)).keypoints, ox.predict(img, np.array(b)).keypoints

@@ -17,7 +17,7 @@ __all__ = ['BN_MOMENTUM', 'register_model', 'list_models', 'create_model', 'conv
            'Bottleneck', 'make_res_layer', 'CheckpointError', 'read_checkpoint_file', 'extract_state_dict',
            'compare_state_dicts', 'load_checkpoint', 'manifest_dir', 'list_manifests', 'load_manifest',
            'check_against_manifest', 'ModelProfile', 'profile_model', 'manifest_paper_macs', 'feature_shapes',
-           'format_rows', 'FusionError', 'fuse_conv_bn', 'inference_model']
+           'format_rows', 'output_stride', 'FusionError', 'fuse_conv_bn', 'inference_model']
 
 # %% ../../nbs/08_model_core.ipynb #a8aa76b6
 _MODEL_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
@@ -402,6 +402,29 @@ def format_rows(rows: list[tuple], headers: tuple[str, ...] = ("module", "output
     def fmt(r): return "  ".join(c.rjust(w) if j and c.replace(",", "").replace(".", "").isdigit() else c.ljust(w)
                                  for j, (c, w) in enumerate(zip(r, widths))).rstrip()
     return "\n".join([fmt(cells[0]), fmt(["-" * w for w in widths])] + [fmt(r) for r in cells[1:]])
+
+# %% ../../nbs/08_model_core.ipynb #b3e8d1f4
+def output_stride(model: nn.Module, size: int | tuple[int, int] = 64, in_chans: int = 3) -> int:
+    """Input pixels per output pixel of a dense-prediction network (its last output when it returns several), measured
+    on one input of `size` (an int for a square, or (width, height); a multiple of the network's total downsampling) in
+    eval mode without gradients; the network is put back in the mode it was in."""
+    w, h = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    p = next(model.parameters(), None)
+    x = torch.zeros(1, in_chans, h, w, device=p.device if p is not None else "cpu",
+                    dtype=p.dtype if p is not None else torch.float32)
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad(): out = model(x)
+    finally: model.train(was)
+    out = out[-1] if isinstance(out, (list, tuple)) else out
+    if not torch.is_tensor(out) or out.dim() != 4:
+        raise ValueError(f"output_stride: {type(model).__name__} does not return (B, C, H, W) maps")
+    ow, oh = out.shape[-1], out.shape[-2]
+    if w % ow or h % oh or w // ow != h // oh:
+        raise ValueError(f"output_stride: a {w}x{h} input gives {ow}x{oh} maps; pass a size that is a multiple of the "
+                         "network's downsampling")
+    return w // ow
 
 # %% ../../nbs/08_model_core.ipynb #f0b1c2d2
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
