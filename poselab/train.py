@@ -74,7 +74,7 @@ TASKS: dict[str, dict] = {
                       weight_decay=0.0, lr_steps=(60 / 100, 90 / 100), metric="PCKh", channels_last=True),
     "bottomup": dict(datasets=("synthetic", "coco"), model="higher_hrnet_w32", model_kwargs={}, input_size=(512, 512),
                      sigma=2.0, epochs=10, batch_size=8, optimizer="adam", lr=1.5e-3, weight_decay=0.0,
-                     lr_steps=(200 / 300, 260 / 300), metric="AP"),
+                     lr_steps=(200 / 300, 260 / 300), metric="AP", channels_last=True),
     "classification": dict(datasets=("synthetic", "imagenet"), model="hrnet_w18_small_cls", model_kwargs={},
                            input_size=(224, 224), input_stride=None, sigma=0.0, epochs=10, batch_size=32, optimizer="sgd", lr=0.05,
                            weight_decay=1e-4, lr_steps=(30 / 100, 60 / 100, 90 / 100), metric="top1"),
