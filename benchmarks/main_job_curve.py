@@ -51,7 +51,7 @@ def scores(task, model, val, flip: bool) -> dict:
     d_gt = np.linalg.norm(gt[:, P[:, 0]] - gt[:, P[:, 1]], axis=-1) / side[:, None]
     d_pr = np.linalg.norm(kps[:, P[:, 0], :2] - kps[:, P[:, 1], :2], axis=-1) / side[:, None]
     apart = vis[:, P[:, 0]] & vis[:, P[:, 1]] & (d_gt > 0.08)
-    partner = np.arange(gt.shape[1]); partner[P[:, 0]], partner[P[:, 1]] = P[:, 1], P[:, 0]
+    partner = get_skeleton(task.skeleton).flip_index                 # each joint's left/right partner (itself if none)
     err_either = np.minimum(err, np.linalg.norm(kps[..., :2] - gt[:, partner], axis=-1) / side[:, None])
     return {"AP": m["AP"], "AP50": m["AP50"], "PCK@0.1": m.get("PCK@0.1", float((err[vis] <= 0.1).mean())),
             "median_err": float(np.median(err[vis])), "collapse": float((d_pr < 0.3 * d_gt)[apart].mean()),

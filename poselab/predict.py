@@ -31,7 +31,7 @@ from .geometry import affine_transform_points, box_to_center_scale, get_affine_t
 from .grouping import group_keypoints, rescore_with_boxes
 from .metrics import _write_json_atomic, coco_results
 from .models.core import (read_checkpoint_file, create_model, extract_state_dict, inference_model, list_models,
-                                load_checkpoint, output_stride)
+                                 load_checkpoint, output_stride)
 from .skeletons import get_skeleton
 from .viz import draw_confidence, show_pose_2d_3d
 

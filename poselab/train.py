@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import datetime
+import functools
 import importlib
 import json
 import math
@@ -43,7 +43,7 @@ from .grouping import group_keypoints, rescore_with_boxes
 from .losses import BottomUpLoss, IntermediateSupervisionLoss, JointsMSELoss
 from .metrics import atomic_write, coco_keypoint_eval, coco_results, load_mpii_gt_valid, mpii_pckh, pck
 from .models.core import (CheckpointError, create_model, inference_model, list_models, output_stride,
-                                read_checkpoint_file)
+                                 read_checkpoint_file)
 from .predict import _autocast, bottomup_test_inputs, predict_bottomup, predict_topdown
 from .skeletons import get_skeleton
 from .synthetic import LineProgress, build_synthetic
